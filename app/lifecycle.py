@@ -1,0 +1,242 @@
+"""Lifecycle: open the tenants' stores, run the consumer loop and the API, stop cleanly.
+
+A signal only sets an event. Shutdown then stops reading, lets the batches in
+flight commit and acknowledge, and gives up on whatever has not finished by
+``shutdown_timeout_s``: those entries stay pending and another replica claims
+them, so nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+
+from app.settings import Settings
+from app.store import Store, make_redis
+from consumers.group import RedisClient
+from consumers.partition import ConsumerOptions, wait_or_stop
+from consumers.supervisor import Supervisor
+
+log = logging.getLogger("drainer")
+
+STARTUP_RETRY_S = 1.0
+STARTUP_RETRY_MAX_S = 15.0
+
+
+class StartupAborted(Exception):
+    """A stop was requested while waiting for Redis or the database at start-up."""
+
+
+def consumer_options(settings: Settings) -> ConsumerOptions:
+    """The consumer loop's options from the ``[drainer]`` settings."""
+    d = settings.drainer
+    return ConsumerOptions(
+        group=d.consumer_group,
+        consumer=d.consumer_name,
+        max_read_count=d.max_read_count,
+        loop_interval_ms=d.loop_interval,
+        idle_poll_max_ms=d.idle_poll_max_ms,
+        claim_min_idle_ms=d.claim_min_idle_ms,
+        slow_batch_ms=d.slow_batch_ms,
+        retry_backoff_base_ms=d.retry_backoff_base_ms,
+        retry_backoff_max_ms=d.retry_backoff_max_ms,
+        max_concurrent_partitions=d.max_concurrent_partitions,
+    )
+
+
+async def open_stores(
+    settings: Settings, *, redis: RedisClient | None = None, stop: asyncio.Event | None = None
+) -> dict[str, Store]:
+    """One store per tenant, waiting (with backoff) while Redis or the database is down."""
+    redis = redis if redis is not None else make_redis(settings.redis)
+    stop = stop or asyncio.Event()
+    stores: dict[str, Store] = {}
+    try:
+        for config in settings.tenants():
+            delay_s = STARTUP_RETRY_S
+            while config.id not in stores:
+                try:
+                    await redis.ping()
+                    stores[config.id] = await Store.create(settings, config, redis=redis)
+                except (OSError, TimeoutError, RedisError, DBAPIError) as exc:
+                    if isinstance(exc, DBAPIError) and not exc.connection_invalidated and _is_permanent(exc):
+                        raise
+                    log.warning("tenant %s: cannot start yet (%s); retrying in %.0fs", config.id, exc, delay_s)
+                    await wait_or_stop(stop, delay_s)
+                    if stop.is_set():
+                        raise StartupAborted(str(exc)) from exc
+                    delay_s = min(delay_s * 2, STARTUP_RETRY_MAX_S)
+    except BaseException:
+        for store in stores.values():
+            await store.close()
+        await redis.aclose()
+        raise
+    return stores
+
+
+def _is_permanent(exc: DBAPIError) -> bool:
+    from db.executor import is_permanent
+
+    return is_permanent(exc)
+
+
+class Drainer:
+    """The drainer of a set of tenant stores: consumer loop plus operator API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Mapping[str, Store],
+        *,
+        burst: bool = False,
+        serve_api: bool | None = None,
+    ) -> None:
+        if not stores:
+            raise ValueError("the drainer needs at least one tenant store")
+        self.settings = settings
+        self.stores = dict(stores)
+        self.redis = next(iter(self.stores.values())).redis
+        self.burst = burst
+        self.serve_api = settings.server.enabled if serve_api is None else serve_api
+        self.options = consumer_options(settings)
+        self.supervisor = Supervisor(
+            [s.tenant for s in self.stores.values()], self.redis, self.options, burst=burst
+        )
+        self.started_at = time.time()
+        self._stop = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.server: Any = None
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Begin a graceful shutdown (idempotent; safe from a signal handler)."""
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            log.info("shutdown requested (%s): finishing batches in flight", reason)
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> None:
+        """Run until a stop is requested (or, in burst mode, the streams are drained)."""
+        consumer = asyncio.create_task(self.supervisor.run(), name="consumer-loop")
+        server_task = None
+        if self.serve_api:
+            self.server = self._make_server()
+            server_task = asyncio.create_task(self.server.serve(), name="api-server")
+        stop_wait = asyncio.create_task(self._stop.wait(), name="stop-wait")
+        watched = {consumer, stop_wait} | ({server_task} if server_task else set())
+        try:
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if server_task in done and not self._stop.is_set():
+                self.request_stop("api server stopped")
+            if consumer in done and not self._stop.is_set():
+                self.request_stop("burst complete" if self.burst else "consumer loop ended")
+            await self._drain(consumer)
+        finally:
+            stop_wait.cancel()
+            await asyncio.gather(stop_wait, return_exceptions=True)
+            if server_task is not None:
+                self.server.should_exit = True
+                await asyncio.gather(server_task, return_exceptions=True)
+        if consumer.done() and not consumer.cancelled() and consumer.exception():
+            raise consumer.exception()  # type: ignore[misc]
+
+    async def _drain(self, consumer: asyncio.Task[None]) -> None:
+        self.supervisor.stop()
+        started = time.monotonic()
+        deadline = started + self.settings.drainer.shutdown_timeout_s
+        interval_s = self.settings.drainer.shutdown_interval / 1000
+        while not consumer.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning(
+                    "shutdown deadline of %.1fs passed: abandoning batches in flight; "
+                    "their entries stay pending and will be claimed",
+                    self.settings.drainer.shutdown_timeout_s,
+                )
+                consumer.cancel()
+                await asyncio.gather(consumer, return_exceptions=True)
+                break
+            await asyncio.wait({consumer}, timeout=min(interval_s, remaining))
+            if not consumer.done():
+                log.info("shutdown: waiting for batches in flight (%.1fs left)", deadline - time.monotonic())
+        log.info("consumer loop stopped in %.2fs", time.monotonic() - started)
+
+    def _make_server(self) -> Any:
+        import uvicorn
+
+        from api.app import create_app
+
+        class EmbeddedServer(uvicorn.Server):
+            """Uvicorn on the drainer's loop; the drainer owns the signals."""
+
+            def install_signal_handlers(self) -> None:
+                return None
+
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        server = self.settings.server
+        config = uvicorn.Config(
+            create_app(self), host=server.host, port=server.port,
+            log_config=None, access_log=False, lifespan="off",
+        )
+        return EmbeddedServer(config)
+
+    async def close(self) -> None:
+        """Close every store's pool and the shared Redis client."""
+        for store in self.stores.values():
+            await store.close()
+        await self.redis.aclose()
+
+
+async def start_drainer(
+    stores: Mapping[str, Store], settings: Settings, *, burst: bool = False
+) -> None:
+    """Run the drainer on already-open stores until stopped (the seed's ``start_drainer``)."""
+    drainer = Drainer(settings, stores, burst=burst)
+    await drainer.run()
+
+
+async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
+    """Open the stores, run with signal handling, close; returns the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    holder: dict[str, Drainer] = {}
+
+    def on_signal(name: str) -> None:
+        stop.set()
+        if "drainer" in holder:
+            holder["drainer"].request_stop(name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    try:
+        try:
+            stores = await open_stores(settings, stop=stop)
+        except StartupAborted:
+            log.info("stopped before start-up finished")
+            return 0
+        drainer = Drainer(settings, stores, burst=burst)
+        holder["drainer"] = drainer
+        if stop.is_set():
+            drainer.request_stop("signal during start-up")
+        try:
+            await drainer.run()
+        finally:
+            await drainer.close()
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,146 @@
+"""Store: one tenant's Redis streams, database engine, models and executor, wired."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.settings import RedisSettings, Settings, TenantConfig
+from consumers.dead_letter import DeadLetterStream
+from consumers.group import RedisClient
+from consumers.partition import Tenant
+from consumers.producer import Producer
+from consumers.streams import StreamLayout
+from db.executor import Executor, Outcome, execute_one
+from db.fence import create_watermark_table
+from db.models import ModelRegistry
+from db.operations import Operation
+
+log = logging.getLogger("drainer.store")
+
+REDIS_SOCKET_TIMEOUT_S = 10.0
+REDIS_CONNECT_TIMEOUT_S = 5.0
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def make_redis(settings: RedisSettings) -> RedisClient:
+    """A Redis client (or Redis Cluster client) for the drainer's streams."""
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        # bytes that are not UTF-8 survive the round trip to a dead letter
+        "encoding_errors": "surrogateescape",
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    }
+    if settings.cluster_enabled:
+        nodes = []
+        for url in settings.cluster_urls:
+            hostport = url.split("://", 1)[-1].rsplit("@", 1)[-1].split("/", 1)[0]
+            host, _, port = hostport.rpartition(":")
+            nodes.append(ClusterNode(host or hostport, int(port or 6379)))
+        return RedisCluster(startup_nodes=nodes, **common)
+    return Redis.from_url(settings.redis_url(), max_connections=settings.pool_size, **common)
+
+
+def make_engine(settings: Settings, schema: str) -> AsyncEngine:
+    """An asyncpg engine whose connections resolve names in the tenant's schema."""
+    db = settings.master_database
+    return create_async_engine(
+        db.sqlalchemy_url(),
+        pool_size=db.pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        connect_args={
+            "timeout": db.connection_timeout,
+            "server_settings": {"search_path": schema, "application_name": "drainer"},
+        },
+    )
+
+
+class Store:
+    """One tenant: where its operations come from and where they go."""
+
+    def __init__(
+        self,
+        config: TenantConfig,
+        settings: Settings,
+        redis: RedisClient,
+        engine: AsyncEngine,
+        registry: ModelRegistry,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.redis = redis
+        self.engine = engine
+        self.registry = registry
+        drainer = settings.drainer
+        self.layout = StreamLayout(drainer.stream_name, drainer.num_partitions, config.redis_key_prefix)
+        self.executor = Executor(engine, registry, max_attempts=drainer.max_attempts)
+        self.dead_letters = DeadLetterStream(redis, self.layout.dead_letter_key)
+        self.producer = Producer(redis, self.layout)
+        self.tenant = Tenant(config.id, self.layout, self.executor, self.dead_letters)
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @classmethod
+    async def create(
+        cls, settings: Settings, config: TenantConfig, *, redis: RedisClient | None = None
+    ) -> Store:
+        """Connect, make sure the schema and watermark table exist, load the models."""
+        redis = redis if redis is not None else make_redis(settings.redis)
+        engine = make_engine(settings, config.schema)
+        try:
+            async with engine.begin() as conn:
+                found = await conn.scalar(
+                    text("SELECT 1 FROM pg_namespace WHERE nspname = :s"),
+                    {"s": config.schema},
+                )
+                if not found:
+                    raise ValueError(
+                        f"tenant {config.id!r}: schema {config.schema!r} does not exist "
+                        "in the database"
+                    )
+                await create_watermark_table(conn)
+            registry = await load_registry(settings, engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        log.info(
+            "tenant %s: %d tables mapped in schema %s",
+            config.id, len(registry.tables), config.schema,
+        )
+        return cls(config, settings, redis, engine, registry)
+
+    async def execute(self, operation: Operation) -> Outcome:
+        """Apply one operation now, in its own transaction (the seed's ``execute_query``)."""
+        return await execute_one(self.executor, operation)
+
+    async def close(self) -> None:
+        """Release the database pool (the Redis client is shared and closed by its owner)."""
+        await self.engine.dispose()
+
+
+async def load_registry(settings: Settings, engine: AsyncEngine) -> ModelRegistry:
+    """The tenant's models: the user's declarative module, else reflection."""
+    tables = settings.tables
+    options: dict[str, Any] = {
+        "aliases": tables.aliases,
+        "keys": tables.keys,
+        "null_sets_null": tables.null_sets_null,
+    }
+    if tables.models_module:
+        return ModelRegistry.from_module(tables.models_module, **options)
+    return await ModelRegistry.reflect(engine, **options)

@@ -1,0 +1,147 @@
+"""The dead-letter stream: entries that can never apply, kept with why, until an operator acts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from consumers.group import RedisClient, parse_entry_id
+
+#: Fields the drainer adds to an entry's own fields when it dead-letters it.
+META_FIELDS = (
+    "dl_source_stream",
+    "dl_source_id",
+    "dl_error_class",
+    "dl_error",
+    "dl_attempts",
+    "dl_at",
+)
+
+# KEYS[1] source stream, KEYS[2] dead-letter stream; ARGV dead-letter id, then the
+# original fields as name, value pairs. Both keys are written in one step, so a
+# requeued entry is never both requeued and still dead, nor neither.
+REQUEUE_SCRIPT = """
+local moved = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[2], ARGV[1])
+return moved
+"""
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """One dead letter as stored."""
+
+    id: str
+    source_stream: str
+    source_id: str
+    error_class: str
+    error: str
+    attempts: int
+    dead_lettered_at: float
+    fields: dict[str, str]
+
+    @classmethod
+    def from_stream(cls, entry_id: str, raw: dict[str, str]) -> DeadLetter:
+        """Decode a dead-letter stream entry."""
+        return cls(
+            id=entry_id,
+            source_stream=raw.get("dl_source_stream", ""),
+            source_id=raw.get("dl_source_id", ""),
+            error_class=raw.get("dl_error_class", ""),
+            error=raw.get("dl_error", ""),
+            attempts=int(raw.get("dl_attempts", "0") or 0),
+            dead_lettered_at=float(raw.get("dl_at", "0") or 0),
+            fields={k: v for k, v in raw.items() if k not in META_FIELDS},
+        )
+
+
+@dataclass(slots=True)
+class NewDeadLetter:
+    """A dead letter about to be written."""
+
+    source_stream: str
+    source_id: str
+    fields: dict[str, str]
+    error_class: str
+    error: str
+    attempts: int
+
+
+class DeadLetterStream:
+    """A tenant's dead-letter stream (``<prefix>drainer:dead_letter``)."""
+
+    def __init__(self, redis: RedisClient, key: str) -> None:
+        self.redis = redis
+        self.key = key
+        self._requeue = redis.register_script(REQUEUE_SCRIPT)
+
+    async def add(self, letters: Sequence[NewDeadLetter]) -> list[str]:
+        """Append dead letters (one round trip); returns their ids."""
+        if not letters:
+            return []
+        now = f"{time.time():.3f}"
+        pipe = self.redis.pipeline(transaction=False)
+        for letter in letters:
+            body: dict[str, Any] = {
+                k: v for k, v in letter.fields.items() if k not in META_FIELDS
+            }
+            body.update(
+                dl_source_stream=letter.source_stream,
+                dl_source_id=letter.source_id,
+                dl_error_class=letter.error_class,
+                dl_error=letter.error[:4000],
+                dl_attempts=str(letter.attempts),
+                dl_at=now,
+            )
+            pipe.xadd(self.key, body)
+        return [str(i) for i in await pipe.execute()]
+
+    async def length(self) -> int:
+        """How many dead letters there are."""
+        return int(await self.redis.xlen(self.key))
+
+    async def list(
+        self, *, start: str = "-", end: str = "+", count: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters in id order from ``start`` (inclusive)."""
+        rows = await self.redis.xrange(self.key, min=start, max=end, count=count)
+        return [DeadLetter.from_stream(str(i), dict(f)) for i, f in rows]
+
+    async def all(self, *, page: int = 500) -> list[DeadLetter]:
+        """Every dead letter (operator-sized: the dead-letter stream stays small)."""
+        out: list[DeadLetter] = []
+        start = "-"
+        while True:
+            batch = await self.list(start=start, count=page)
+            out.extend(batch)
+            if len(batch) < page:
+                return out
+            ms, seq = parse_entry_id(batch[-1].id)
+            start = f"{ms}-{seq + 1}"
+
+    async def get(self, dead_letter_id: str) -> DeadLetter | None:
+        """One dead letter by id, or None."""
+        rows = await self.redis.xrange(self.key, min=dead_letter_id, max=dead_letter_id, count=1)
+        if not rows:
+            return None
+        entry_id, raw = rows[0]
+        return DeadLetter.from_stream(str(entry_id), dict(raw))
+
+    async def requeue(self, letter: DeadLetter) -> str:
+        """Append the original entry to its partition stream and remove the dead letter."""
+        flat: list[str] = []
+        for name, value in letter.fields.items():
+            flat.extend((name, value))
+        if not flat:
+            raise ValueError(f"dead letter {letter.id} has no fields to requeue")
+        moved = await self._requeue(
+            keys=[letter.source_stream, self.key], args=[letter.id, *flat]
+        )
+        return str(moved)
+
+    async def discard(self, ids: Iterable[str]) -> int:
+        """Delete dead letters; returns how many existed."""
+        wanted = list(ids)
+        return int(await self.redis.xdel(self.key, *wanted)) if wanted else 0

@@ -1,0 +1,42 @@
+"""Stream entries in the wire format: the fields every operation entry carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.errors import MalformedOperation
+from db.operations import Operation, parse_operation
+
+REQUIRED_FIELDS = ("request_id", "global_id", "typed_sql", "pushed_at")
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A decoded entry: the operation plus the metadata around it."""
+
+    request_id: str
+    global_id: str
+    pushed_at: float
+    operation: Operation
+    traceparent: str | None = None
+
+
+def decode_entry(fields: dict[str, str]) -> Envelope:
+    """Decode an entry's fields; raise :class:`MalformedOperation` naming what is wrong."""
+    missing = [name for name in REQUIRED_FIELDS if name not in fields]
+    if missing:
+        raise MalformedOperation(f"entry lacks field(s): {', '.join(missing)}")
+    raw_pushed = fields["pushed_at"]
+    try:
+        pushed_at = float(raw_pushed)
+    except ValueError:
+        raise MalformedOperation(
+            f"pushed_at must be unix seconds, got {raw_pushed[:40]!r}"
+        ) from None
+    return Envelope(
+        request_id=fields["request_id"],
+        global_id=fields["global_id"],
+        pushed_at=pushed_at,
+        operation=parse_operation(fields["typed_sql"]),
+        traceparent=fields.get("traceparent") or None,
+    )

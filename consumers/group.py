@@ -1,0 +1,194 @@
+"""One partition stream seen through its consumer group: exclusive reads, claims, acks.
+
+The group's pending-entries list (PEL) is the only record of who works a
+partition. :data:`READ_SCRIPT` checks it and reads in one server-side step that
+touches one key, so it also holds on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
+
+RedisClient = Redis | RedisCluster
+
+# KEYS[1] stream; ARGV group, consumer, count, claim_min_idle_ms.
+# Returns {mode, entries, owner}: "new" entries never delivered before, "own"
+# entries this consumer already holds, "claimed" entries just taken over from
+# consumers idle past claim_min_idle_ms, or "busy" when a live consumer holds
+# entries of this partition (then nothing is read).
+READ_SCRIPT = """
+local key, group, me = KEYS[1], ARGV[1], ARGV[2]
+local count, min_idle = tonumber(ARGV[3]), tonumber(ARGV[4])
+local summary = redis.call('XPENDING', key, group)
+local total = tonumber(summary[1])
+if total == 0 then
+  local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count, 'STREAMS', key, '>')
+  if not r then return {'new', {}, false} end
+  return {'new', r[1][2], false}
+end
+local mine, owner = 0, false
+for _, c in ipairs(summary[4]) do
+  if c[1] == me then mine = tonumber(c[2]) else owner = c[1] end
+end
+local mode = 'own'
+if mine < total then
+  local stale = redis.call('XPENDING', key, group, 'IDLE', min_idle, '-', '+', total)
+  local stale_others = 0
+  for _, e in ipairs(stale) do
+    if e[2] ~= me then stale_others = stale_others + 1 end
+  end
+  if stale_others < total - mine then return {'busy', {}, owner} end
+  -- JUSTID: the history read below counts the delivery, once
+  redis.call('XAUTOCLAIM', key, group, me, min_idle, '0-0', 'COUNT', total, 'JUSTID')
+  mode = 'claimed'
+end
+local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count, 'STREAMS', key, '0')
+if not r then return {mode, {}, false} end
+return {mode, r[1][2], false}
+"""
+
+# KEYS[1] stream; ARGV group, consumer, ids...: reset the idle time of the ids
+# this consumer still holds, leaving alone any another consumer took over.
+REFRESH_SCRIPT = """
+local key, group, me = KEYS[1], ARGV[1], ARGV[2]
+local kept = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == me then table.insert(kept, ARGV[i]) end
+end
+if #kept > 0 then
+  redis.call('XCLAIM', key, group, me, 0, unpack(kept), 'JUSTID')
+end
+return #kept
+"""
+
+# KEYS[1] stream; ARGV group, ids...: acknowledge and delete together, so the
+# stream length stays the partition's backlog.
+ACK_SCRIPT = """
+local key, group = KEYS[1], ARGV[1]
+local acked = redis.call('XACK', key, group, unpack(ARGV, 2))
+redis.call('XDEL', key, unpack(ARGV, 2))
+return acked
+"""
+
+
+class ReadMode(enum.StrEnum):
+    """How a read found the partition."""
+
+    NEW = "new"
+    OWN = "own"
+    CLAIMED = "claimed"
+    BUSY = "busy"
+
+
+@dataclass(slots=True)
+class RawEntry:
+    """A stream entry as read; ``fields`` is None when it was deleted while pending."""
+
+    entry_id: str
+    fields: dict[str, str] | None
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What one exclusive read returned."""
+
+    mode: ReadMode
+    entries: list[RawEntry]
+    owner: str | None = None
+
+    @property
+    def first_delivery(self) -> bool:
+        """True when the entries were never delivered to any consumer before."""
+        return self.mode is ReadMode.NEW
+
+
+def _fields(raw: Any) -> dict[str, str] | None:
+    if not raw:
+        return None
+    if isinstance(raw, dict):
+        return raw
+    it = iter(raw)
+    return dict(zip(it, it, strict=True))
+
+
+class StreamGroup:
+    """Consumer-group operations on one partition stream for one consumer."""
+
+    def __init__(self, redis: RedisClient, key: str, group: str, consumer: str) -> None:
+        self.redis = redis
+        self.key = key
+        self.group = group
+        self.consumer = consumer
+        self._read = redis.register_script(READ_SCRIPT)
+        self._refresh = redis.register_script(REFRESH_SCRIPT)
+        self._ack = redis.register_script(ACK_SCRIPT)
+
+    async def ensure_group(self) -> None:
+        """Create the group from id 0 (a backlog written before first start drains)."""
+        try:
+            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, count: int, claim_min_idle_ms: int) -> ReadResult:
+        """Read up to ``count`` entries if this consumer may work the partition now."""
+        reply = await self._read(
+            keys=[self.key], args=[self.group, self.consumer, count, claim_min_idle_ms]
+        )
+        mode = ReadMode(reply[0])
+        entries = [RawEntry(item[0], _fields(item[1])) for item in (reply[1] or [])]
+        owner = reply[2] if len(reply) > 2 and reply[2] else None
+        return ReadResult(mode, entries, owner)
+
+    async def delivery_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        """How often each of ``ids`` still held here was delivered (its attempt number)."""
+        return {row["message_id"]: int(row["times_delivered"]) for row in await self._held(ids)}
+
+    async def held(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are still pending on this consumer."""
+        return {row["message_id"] for row in await self._held(ids)}
+
+    async def _held(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        rows = await self.redis.xpending_range(
+            self.key,
+            self.group,
+            min=min(ids, key=parse_entry_id),
+            max=max(ids, key=parse_entry_id),
+            count=len(ids) * 2 + 10,
+            consumername=self.consumer,
+        )
+        wanted = set(ids)
+        return [row for row in rows if row["message_id"] in wanted]
+
+    async def refresh(self, ids: Sequence[str]) -> int:
+        """Keep this consumer's entries fresh so a long batch is not claimed away."""
+        if not ids:
+            return 0
+        return int(await self._refresh(keys=[self.key], args=[self.group, self.consumer, *ids]))
+
+    async def ack(self, ids: Sequence[str]) -> int:
+        """XACK and XDEL ``ids`` in one step."""
+        if not ids:
+            return 0
+        return int(await self._ack(keys=[self.key], args=[self.group, *ids]))
+
+    async def length(self) -> int:
+        """Entries in the stream: the backlog, since applied entries are deleted."""
+        return int(await self.redis.xlen(self.key))
+
+
+def parse_entry_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``ms-seq`` as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,296 @@
+"""One partition's worker: read exclusively, apply in one fenced transaction, then ack.
+
+Reading adapts to the partition: the read count grows toward
+``max_read_count`` while full batches keep coming and halves after a slow or
+failed batch; an empty partition is polled less and less often, up to
+``idle_poll_max_ms``; a failing one backs off exponentially with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from redis.exceptions import RedisError
+
+from consumers.dead_letter import DeadLetterStream, NewDeadLetter
+from consumers.entry import Envelope, decode_entry
+from consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, StreamGroup, parse_entry_id
+from consumers.health import TenantHealth
+from consumers.streams import StreamLayout
+from db.errors import MalformedOperation, TransientError
+from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome
+
+log = logging.getLogger("drainer.consumer")
+
+INITIAL_READ_COUNT = 10
+ACK_GRACE_S = 5.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    """How partition workers read, claim, retry and back off."""
+
+    group: str
+    consumer: str
+    max_read_count: int = 100
+    loop_interval_ms: int = 100
+    idle_poll_max_ms: int = 1000
+    claim_min_idle_ms: int = 30_000
+    slow_batch_ms: int = 2_000
+    retry_backoff_base_ms: int = 100
+    retry_backoff_max_ms: int = 30_000
+    max_concurrent_partitions: int = 8
+
+
+@dataclass(slots=True)
+class Tenant:
+    """Everything a tenant's partition workers use."""
+
+    id: str
+    layout: StreamLayout
+    executor: Executor
+    dead_letters: DeadLetterStream
+    health: TenantHealth = field(default_factory=TenantHealth)
+
+
+async def wait_or_stop(stop: asyncio.Event, delay_s: float) -> None:
+    """Sleep ``delay_s`` or until ``stop`` is set, whichever comes first."""
+    if delay_s <= 0 or stop.is_set():
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)
+    except TimeoutError:
+        pass
+
+
+async def finish_shielded(aw: Awaitable[T]) -> T:
+    """Await ``aw`` so that cancelling the caller does not cut it short."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task], timeout=ACK_GRACE_S)
+        raise
+
+
+class _Hooks:
+    """Callbacks the executor makes inside the batch transaction."""
+
+    def __init__(self, worker: PartitionWorker) -> None:
+        self.worker = worker
+
+    async def confirm_went_back(self, entries: Sequence[BatchEntry]) -> Sequence[BatchEntry]:
+        held = await self.worker.group.held([e.entry_id for e in entries])
+        return [e for e in entries if e.entry_id in held]
+
+    async def dead_letter(self, results: Sequence[EntryResult]) -> None:
+        w = self.worker
+        letters = []
+        for r in results:
+            raw: RawEntry = r.entry.context[0]
+            error = r.error
+            letters.append(
+                NewDeadLetter(
+                    source_stream=w.group.key,
+                    source_id=r.entry.entry_id,
+                    fields=dict(raw.fields or {}),
+                    error_class=error.error_class if error else "unknown",
+                    error=str(error) if error else "",
+                    attempts=r.entry.attempt,
+                )
+            )
+        await w.tenant.dead_letters.add(letters)
+
+
+class PartitionWorker:
+    """Drains one partition stream of one tenant."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        partition: int,
+        redis: RedisClient,
+        options: ConsumerOptions,
+        limiter: asyncio.Semaphore,
+        stop: asyncio.Event,
+        *,
+        burst: bool = False,
+    ) -> None:
+        self.tenant = tenant
+        self.partition = partition
+        self.options = options
+        self.limiter = limiter
+        self.stop = stop
+        self.burst = burst
+        self.group = StreamGroup(redis, tenant.layout.stream_key(partition), options.group, options.consumer)
+        self.read_count = min(INITIAL_READ_COUNT, options.max_read_count)
+        self.idle_ms = options.loop_interval_ms
+        self.failures = 0
+        self.hooks = _Hooks(self)
+
+    @property
+    def stream(self) -> str:
+        return self.group.key
+
+    async def run(self) -> None:
+        """Work the partition until stopped (or, in burst mode, until it is empty)."""
+        while not self.stop.is_set():
+            try:
+                await self.group.ensure_group()
+                break
+            except RedisError as exc:
+                await wait_or_stop(self.stop, self._failed("redis", exc))
+        while not self.stop.is_set():
+            delay_s = await self.step()
+            if delay_s is None:
+                return
+            await wait_or_stop(self.stop, delay_s)
+
+    async def step(self) -> float | None:
+        """One read-apply-ack round; returns how long to wait, or None when burst is done."""
+        health = self.tenant.health
+        async with self.limiter:
+            if self.stop.is_set():
+                return 0.0
+            health.beat()
+            try:
+                read = await self.group.read(self.read_count, self.options.claim_min_idle_ms)
+            except RedisError as exc:
+                return self._failed("redis", exc)
+            health.redis_ok = True
+            if read.mode is ReadMode.BUSY:
+                return self._idle()
+            if not read.entries:
+                if self.burst and read.mode is ReadMode.NEW:
+                    return None
+                return self._idle()
+            started = time.monotonic()
+            try:
+                result = await self._process(read)
+            except TransientError as exc:
+                self.read_count = max(1, self.read_count // 2)
+                return self._failed("db", exc)
+            except RedisError as exc:
+                return self._failed("redis", exc)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        health.db_ok = health.redis_ok = True
+        self.failures = 0
+        self.idle_ms = self.options.loop_interval_ms
+        if result.retry is not None:
+            self.read_count = max(1, self.read_count // 2)
+            return self._backoff_s(result.retry.attempt)
+        if elapsed_ms > self.options.slow_batch_ms:
+            self.read_count = max(1, self.read_count // 2)
+        elif len(read.entries) >= self.read_count:
+            self.read_count = min(self.options.max_read_count, self.read_count * 2)
+        return 0.0
+
+    def _idle(self) -> float:
+        delay_ms = self.idle_ms
+        self.idle_ms = min(self.idle_ms * 2, self.options.idle_poll_max_ms)
+        return delay_ms / 1000
+
+    def _backoff_s(self, attempt: int) -> float:
+        base = self.options.retry_backoff_base_ms * (2 ** min(attempt - 1, 20))
+        capped = min(base, self.options.retry_backoff_max_ms)
+        return random.uniform(capped / 2, capped) / 1000  # jitter keeps replicas apart
+
+    def _failed(self, where: str, exc: BaseException) -> float:
+        health = self.tenant.health
+        if where == "redis":
+            health.redis_ok = False
+        else:
+            health.db_ok = False
+        health.last_error = f"{where}: {exc}"
+        health.counters[f"errors_{where}"] += 1
+        self.failures += 1
+        delay_s = self._backoff_s(self.failures)
+        log.warning(
+            "tenant %s partition %s: %s unavailable (%s); retrying in %.2fs",
+            self.tenant.id, self.stream, where, exc, delay_s,
+        )
+        return delay_s
+
+    async def _process(self, read: ReadResult) -> BatchResult:
+        live = [e for e in read.entries if e.fields is not None]
+        gone = [e.entry_id for e in read.entries if e.fields is None]
+        attempts: dict[str, int] = {}
+        if not read.first_delivery and live:
+            attempts = await self.group.delivery_counts([e.entry_id for e in live])
+        counters = self.tenant.health.counters
+        if read.mode is ReadMode.CLAIMED:
+            counters["claimed"] += len(read.entries)
+            log.info("partition %s: took over %d idle entries", self.stream, len(read.entries))
+        batch = [self._batch_entry(raw, read.first_delivery, attempts) for raw in live]
+        result = BatchResult()
+        if batch:
+            keepalive = asyncio.create_task(self._keep_fresh([e.entry_id for e in live]))
+            try:
+                result = await self.tenant.executor.apply(self.stream, batch, self.hooks)
+            finally:
+                keepalive.cancel()
+                await asyncio.gather(keepalive, return_exceptions=True)
+        done = gone + [r.entry.entry_id for r in result.handled]
+        try:
+            await finish_shielded(self.group.ack(done))
+        except RedisError as exc:
+            # already committed: redelivery is skipped by the watermark
+            log.warning("partition %s: ack failed (%s); the fence will skip the redelivery", self.stream, exc)
+            counters["errors_ack"] += 1
+        self._count(result)
+        return result
+
+    def _batch_entry(self, raw: RawEntry, first: bool, attempts: dict[str, int]) -> BatchEntry:
+        assert raw.fields is not None
+        envelope: Envelope | None = None
+        error: MalformedOperation | None = None
+        try:
+            envelope = decode_entry(raw.fields)
+        except MalformedOperation as exc:
+            error = exc
+        return BatchEntry(
+            entry_id=raw.entry_id,
+            position=parse_entry_id(raw.entry_id),
+            operation=envelope.operation if envelope else None,
+            error=error,
+            first_delivery=first,
+            attempt=attempts.get(raw.entry_id, 1),
+            context=(raw, envelope),
+        )
+
+    async def _keep_fresh(self, ids: list[str]) -> None:
+        interval_s = max(self.options.claim_min_idle_ms / 3000, 0.05)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.group.refresh(ids)
+            except RedisError as exc:
+                log.warning("partition %s: could not keep entries fresh: %s", self.stream, exc)
+
+    def _count(self, result: BatchResult) -> None:
+        counters = self.tenant.health.counters
+        counters["batches"] += 1
+        for r in result.handled:
+            counters[r.outcome.value] += 1
+            if r.outcome is Outcome.DEAD:
+                raw, envelope = r.entry.context
+                log.warning(
+                    "dead-lettered %s %s: %s (global_id=%s request_id=%s)",
+                    self.stream, r.entry.entry_id, r.error,
+                    envelope.global_id if envelope else raw.fields.get("global_id"),
+                    envelope.request_id if envelope else raw.fields.get("request_id"),
+                )
+        if result.retry is not None:
+            counters["retries"] += 1
+            log.info(
+                "partition %s: %s (attempt %d of %d); retrying later",
+                self.stream, result.retry_error, result.retry.attempt,
+                self.tenant.executor.max_attempts,
+            )

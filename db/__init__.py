@@ -1,0 +1,49 @@
+"""Database side of drainer: operations, models (reflected or declared), coercion, fenced execution.
+
+Knows nothing of Redis: batches arrive as ordered entries with positions.
+"""
+
+from db.errors import (
+    CoercionError,
+    ConstraintViolation,
+    DrainerDbError,
+    MalformedOperation,
+    MissingKey,
+    NoRowMatched,
+    PermanentError,
+    StreamWentBack,
+    TransientError,
+    UnknownColumn,
+    UnknownTable,
+)
+from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome, execute_one
+from db.fence import WATERMARK_TABLE, read_watermarks
+from db.models import ModelRegistry, TableModel
+from db.operations import OpKind, Operation, parse_operation
+
+__all__ = [
+    "WATERMARK_TABLE",
+    "BatchEntry",
+    "BatchResult",
+    "CoercionError",
+    "ConstraintViolation",
+    "DrainerDbError",
+    "EntryResult",
+    "Executor",
+    "MalformedOperation",
+    "MissingKey",
+    "ModelRegistry",
+    "NoRowMatched",
+    "OpKind",
+    "Operation",
+    "Outcome",
+    "PermanentError",
+    "StreamWentBack",
+    "TableModel",
+    "TransientError",
+    "UnknownColumn",
+    "UnknownTable",
+    "execute_one",
+    "parse_operation",
+    "read_watermarks",
+]

@@ -1,0 +1,365 @@
+"""Batch execution: one transaction per partition batch, fenced by the watermark.
+
+A batch runs first on the fast path: consecutive inserts into one table go as
+one statement, and no savepoints are taken. If the database refuses any entry,
+the transaction is rolled back and the batch runs again entry by entry, each
+in its own savepoint, so one bad entry is dead-lettered while the rest of the
+batch still applies, in order.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Table, and_, delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from db.errors import (
+    ConstraintViolation,
+    DrainerDbError,
+    NoRowMatched,
+    PermanentError,
+    StreamWentBack,
+    TransientError,
+)
+from db.fence import Position, advance_watermark, lock_watermark
+from db.models import ModelRegistry, TableModel
+from db.operations import OpKind, Operation
+
+log = logging.getLogger("drainer.db")
+
+#: SQLSTATE classes where the same statement can never succeed: data exceptions,
+#: integrity violations, syntax or undefined objects, unsupported features,
+#: cardinality, check-option and trigger-raised (PL/pgSQL) errors.
+PERMANENT_SQLSTATE_CLASSES = frozenset({"21", "22", "23", "2B", "42", "44", "0A", "P0"})
+UNIQUE_VIOLATION = "23505"
+
+
+class Outcome(enum.StrEnum):
+    """What became of one entry of a batch."""
+
+    APPLIED = "applied"  # written (an insert whose row existed counts here too)
+    EXISTED = "existed"  # insert found its row already there (careful path only)
+    SKIPPED = "skipped"  # at or below the watermark: applied before, redelivered
+    DEAD = "dead"  # dead-lettered
+
+
+@dataclass(slots=True)
+class BatchEntry:
+    """One entry of a partition batch, in stream order."""
+
+    entry_id: str
+    position: Position
+    operation: Operation | None
+    error: PermanentError | None = None
+    first_delivery: bool = True
+    attempt: int = 1
+    context: Any = None
+
+
+@dataclass(slots=True)
+class EntryResult:
+    """The outcome of one handled entry."""
+
+    entry: BatchEntry
+    outcome: Outcome
+    error: DrainerDbError | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What a batch did. Entries after ``retry`` were not handled and stay pending."""
+
+    handled: list[EntryResult] = field(default_factory=list)
+    retry: BatchEntry | None = None
+    retry_error: NoRowMatched | None = None
+    watermark: Position = (0, 0)
+
+    def count(self, outcome: Outcome) -> int:
+        """How many handled entries had ``outcome``."""
+        return sum(1 for r in self.handled if r.outcome is outcome)
+
+    @property
+    def dead(self) -> list[EntryResult]:
+        """The dead-lettered entries."""
+        return [r for r in self.handled if r.outcome is Outcome.DEAD]
+
+
+class BatchHooks(Protocol):
+    """What the batch needs from its caller before it commits."""
+
+    async def confirm_went_back(self, entries: Sequence[BatchEntry]) -> Sequence[BatchEntry]:
+        """Of first deliveries found at or below the watermark, those still held by us."""
+        ...
+
+    async def dead_letter(self, results: Sequence[EntryResult]) -> None:
+        """Store dead letters durably (called inside the transaction, before commit)."""
+        ...
+
+
+@dataclass(slots=True)
+class _Prepared:
+    kind: OpKind
+    model: TableModel
+    values: dict[str, Any]
+    key: dict[str, Any]
+
+
+class _Refused(Exception):
+    """The database refused an entry on the fast path: rerun the batch carefully."""
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, if it carries one."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None), exc):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when retrying the statement that raised ``exc`` cannot help."""
+    code = sqlstate_of(exc)
+    return code is not None and code[:2] in PERMANENT_SQLSTATE_CLASSES
+
+
+class Executor:
+    """Applies partition batches to one database (one tenant's schema)."""
+
+    def __init__(self, engine: AsyncEngine, registry: ModelRegistry, *, max_attempts: int) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.max_attempts = max_attempts
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._insert_statements: dict[tuple[str, bool], Any] = {}
+
+    def prepare(self, operation: Operation) -> _Prepared:
+        """Resolve and coerce an operation; raises a :class:`PermanentError` if it is bad."""
+        model = self.registry.resolve(operation.tag, operation.kind)
+        if operation.kind is OpKind.INSERT:
+            return _Prepared(operation.kind, model, model.coerce_row(operation.values), {})
+        if operation.kind is OpKind.UPDATE:
+            key = model.key_from(operation.orig)
+            return _Prepared(operation.kind, model, model.coerce_changes(operation.values), key)
+        return _Prepared(operation.kind, model, {}, model.key_from(operation.values))
+
+    async def apply(
+        self, stream: str, entries: Sequence[BatchEntry], hooks: BatchHooks
+    ) -> BatchResult:
+        """Apply a batch in one transaction; raise :class:`TransientError` to retry it whole."""
+        prepared: list[_Prepared | PermanentError] = []
+        for entry in entries:
+            if entry.error is not None or entry.operation is None:
+                prepared.append(entry.error or PermanentError("entry carries no operation"))
+                continue
+            try:
+                prepared.append(self.prepare(entry.operation))
+            except PermanentError as exc:
+                prepared.append(exc)
+        try:
+            try:
+                return await self._run(stream, entries, prepared, hooks, careful=False)
+            except _Refused:
+                return await self._run(stream, entries, prepared, hooks, careful=True)
+        except DBAPIError as exc:
+            raise TransientError(f"database error: {exc.orig or exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise TransientError(f"database unreachable: {exc}") from exc
+
+    async def _run(
+        self,
+        stream: str,
+        entries: Sequence[BatchEntry],
+        prepared: Sequence[_Prepared | PermanentError],
+        hooks: BatchHooks,
+        *,
+        careful: bool,
+    ) -> BatchResult:
+        result = BatchResult()
+        handled = result.handled
+        async with self.sessions() as session, session.begin():
+            watermark = await lock_watermark(session, stream)
+            result.watermark = watermark
+            went_back: list[BatchEntry] = []
+            i, n = 0, len(entries)
+            while i < n:
+                entry, prep = entries[i], prepared[i]
+                if entry.position <= watermark:
+                    if entry.first_delivery:
+                        went_back.append(entry)
+                    else:
+                        handled.append(EntryResult(entry, Outcome.SKIPPED))
+                    i += 1
+                    continue
+                if isinstance(prep, PermanentError):
+                    handled.append(EntryResult(entry, Outcome.DEAD, prep))
+                    i += 1
+                    continue
+                if prep.kind is OpKind.INSERT and not careful:
+                    j = self._insert_run_end(prepared, i)
+                    await self._insert_many(session, prep.model, [p.values for p in prepared[i:j]])  # type: ignore[union-attr]
+                    handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
+                    i = j
+                    continue
+                try:
+                    outcome = await self._execute_one(session, prep, careful=careful)
+                except ConstraintViolation as exc:
+                    handled.append(EntryResult(entry, Outcome.DEAD, exc))
+                    i += 1
+                    continue
+                if outcome is None:
+                    miss = NoRowMatched(prep.model.name, prep.key)
+                    if entry.attempt >= self.max_attempts:
+                        handled.append(EntryResult(entry, Outcome.DEAD, miss))
+                        i += 1
+                        continue
+                    result.retry, result.retry_error = entry, miss
+                    break
+                handled.append(EntryResult(entry, outcome))
+                i += 1
+            if went_back:
+                handled[:0] = await self._went_back(went_back, hooks)
+            last = max((r.entry.position for r in handled), default=watermark)
+            if last > watermark:
+                await advance_watermark(session, stream, last)
+                result.watermark = last
+            dead = result.dead
+            if dead:
+                await hooks.dead_letter(dead)
+        return result
+
+    @staticmethod
+    def _insert_run_end(prepared: Sequence[_Prepared | PermanentError], start: int) -> int:
+        first = prepared[start]
+        assert isinstance(first, _Prepared)
+        columns = first.values.keys()
+        end = start + 1
+        while end < len(prepared):
+            nxt = prepared[end]
+            if not (
+                isinstance(nxt, _Prepared)
+                and nxt.kind is OpKind.INSERT
+                and nxt.model is first.model
+                and nxt.values.keys() == columns
+            ):
+                break
+            end += 1
+        return end
+
+    async def _went_back(self, entries: list[BatchEntry], hooks: BatchHooks) -> list[EntryResult]:
+        confirmed = {e.entry_id for e in await hooks.confirm_went_back(entries)}
+        results = []
+        for entry in entries:
+            if entry.entry_id in confirmed:
+                log.error(
+                    "entry %s was delivered for the first time but sits at or below the "
+                    "partition's watermark: the stream went back; dead-lettering it",
+                    entry.entry_id,
+                )
+                error = StreamWentBack(
+                    f"first delivery of {entry.entry_id} is at or below the applied watermark"
+                )
+                results.append(EntryResult(entry, Outcome.DEAD, error))
+            else:
+                # taken over and applied by another consumer meanwhile
+                results.append(EntryResult(entry, Outcome.SKIPPED))
+        return results
+
+    def _insert_statement(self, model: TableModel) -> Any:
+        key = (model.name, model.conflict_columns is not None)
+        stmt = self._insert_statements.get(key)
+        if stmt is None:
+            stmt = pg_insert(model.table)
+            if model.conflict_columns:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(model.conflict_columns))
+            self._insert_statements[key] = stmt
+        return stmt
+
+    async def _insert_many(
+        self, session: AsyncSession, model: TableModel, rows: list[dict[str, Any]]
+    ) -> None:
+        try:
+            await session.execute(self._insert_statement(model), rows)
+        except DBAPIError as exc:
+            if is_permanent(exc):
+                raise _Refused from exc
+            raise
+
+    async def _execute_one(
+        self, session: AsyncSession, prep: _Prepared, *, careful: bool
+    ) -> Outcome | None:
+        """Run one operation; None when an update or delete matched no row."""
+        if not careful:
+            try:
+                return await self._statement(session, prep)
+            except DBAPIError as exc:
+                if is_permanent(exc):
+                    raise _Refused from exc
+                raise
+        try:
+            async with session.begin_nested():
+                return await self._statement(session, prep)
+        except DBAPIError as exc:
+            if not is_permanent(exc):
+                raise
+            code = sqlstate_of(exc)
+            if (
+                prep.kind is OpKind.INSERT
+                and code == UNIQUE_VIOLATION
+                and not prep.model.conflict_columns
+            ):
+                return Outcome.EXISTED
+            raise ConstraintViolation(prep.model.name, code, _db_message(exc)) from exc
+
+    async def _statement(self, session: AsyncSession, prep: _Prepared) -> Outcome | None:
+        table = prep.model.table
+        if prep.kind is OpKind.INSERT:
+            await session.execute(self._insert_statement(prep.model), [prep.values])
+            return Outcome.APPLIED
+        where = _key_clause(table, prep.key)
+        if prep.kind is OpKind.UPDATE:
+            if not prep.values:
+                found = await session.scalar(select(exists().where(where)))
+                return Outcome.APPLIED if found else None
+            res = await session.execute(update(table).where(where).values(prep.values))
+        else:
+            res = await session.execute(delete(table).where(where))
+        return Outcome.APPLIED if res.rowcount else None  # type: ignore[attr-defined]
+
+
+def _key_clause(table: Table, key: dict[str, Any]) -> Any:
+    return and_(*(table.c[name] == value for name, value in key.items()))
+
+
+def _db_message(exc: DBAPIError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    # asyncpg messages arrive as "<class 'asyncpg...'>: message"; keep the message
+    return text.split(">: ", 1)[-1].strip()
+
+
+async def execute_one(executor: Executor, operation: Operation) -> Outcome:
+    """Apply one operation in its own transaction, outside any stream (no fence).
+
+    Raises :class:`PermanentError` subclasses for bad operations,
+    :class:`NoRowMatched` when an update or delete finds no row, and
+    :class:`TransientError` when the database cannot be used right now.
+    """
+    prep = executor.prepare(operation)
+    try:
+        async with executor.sessions() as session, session.begin():
+            outcome = await executor._execute_one(session, prep, careful=True)
+    except DBAPIError as exc:
+        raise TransientError(f"database error: {exc.orig or exc}") from exc
+    except (OSError, TimeoutError) as exc:
+        raise TransientError(f"database unreachable: {exc}") from exc
+    if outcome is None:
+        raise NoRowMatched(prep.model.name, prep.key)
+    return outcome

@@ -1,0 +1,57 @@
+"""The watermark fence: per partition, the last applied entry, moved in the batch's commit."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+WATERMARK_TABLE = "drainer_watermark"
+
+Position = tuple[int, int]
+ZERO: Position = (0, 0)
+
+_CREATE = text(
+    f"""
+    CREATE TABLE IF NOT EXISTS {WATERMARK_TABLE} (
+        stream text PRIMARY KEY,
+        last_ms bigint NOT NULL DEFAULT 0,
+        last_seq bigint NOT NULL DEFAULT 0,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )
+    """
+)
+_ENSURE_ROW = text(
+    f"INSERT INTO {WATERMARK_TABLE} (stream) VALUES (:stream) ON CONFLICT (stream) DO NOTHING"
+)
+_LOCK = text(f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = :stream FOR UPDATE")
+_ADVANCE = text(
+    f"UPDATE {WATERMARK_TABLE} SET last_ms = :ms, last_seq = :seq, updated_at = now() "
+    "WHERE stream = :stream"
+)
+_READ_ALL = text(f"SELECT stream, last_ms, last_seq FROM {WATERMARK_TABLE}")
+
+
+async def create_watermark_table(conn: AsyncConnection) -> None:
+    """Create the drainer-owned watermark table in the connection's schema if missing."""
+    await conn.execute(_CREATE)
+
+
+async def lock_watermark(session: AsyncSession, stream: str) -> Position:
+    """Lock the partition's watermark row for this transaction and return it."""
+    row = (await session.execute(_LOCK, {"stream": stream})).first()
+    if row is None:
+        await session.execute(_ENSURE_ROW, {"stream": stream})
+        row = (await session.execute(_LOCK, {"stream": stream})).first()
+    assert row is not None  # the row was just ensured inside this transaction
+    return int(row[0]), int(row[1])
+
+
+async def advance_watermark(session: AsyncSession, stream: str, position: Position) -> None:
+    """Move the partition's watermark (inside the batch's transaction)."""
+    await session.execute(_ADVANCE, {"stream": stream, "ms": position[0], "seq": position[1]})
+
+
+async def read_watermarks(conn: AsyncConnection) -> dict[str, Position]:
+    """Every partition's watermark (for inspection)."""
+    rows = (await conn.execute(_READ_ALL)).all()
+    return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
