@@ -69,6 +69,22 @@ end
 return #kept
 """
 
+# KEYS[1] stream; ARGV group, consumer, ids...: take back the delivery that
+# the ids' last read counted, for entries that were delivered but not tried
+# (behind an entry waiting to retry, or in a batch the database refused whole).
+UNCOUNT_SCRIPT = """
+local key, group, me = KEYS[1], ARGV[1], ARGV[2]
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == me and tonumber(p[1][4]) > 0 then
+    redis.call('XCLAIM', key, group, me, 0, ARGV[i], 'RETRYCOUNT', tonumber(p[1][4]) - 1, 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"""
+
 # KEYS[1] stream; ARGV group, ids...: acknowledge and delete together, so the
 # stream length stays the partition's backlog.
 ACK_SCRIPT = """
@@ -130,6 +146,7 @@ class StreamGroup:
         self._read = redis.register_script(READ_SCRIPT)
         self._refresh = redis.register_script(REFRESH_SCRIPT)
         self._ack = redis.register_script(ACK_SCRIPT)
+        self._uncount = redis.register_script(UNCOUNT_SCRIPT)
 
     async def ensure_group(self) -> None:
         """Create the group from id 0 (a backlog written before first start drains)."""
@@ -176,6 +193,12 @@ class StreamGroup:
         if not ids:
             return 0
         return int(await self._refresh(keys=[self.key], args=[self.group, self.consumer, *ids]))
+
+    async def uncount(self, ids: Sequence[str]) -> int:
+        """Undo the delivery count of held entries that were read but not tried."""
+        if not ids:
+            return 0
+        return int(await self._uncount(keys=[self.key], args=[self.group, self.consumer, *ids]))
 
     async def ack(self, ids: Sequence[str]) -> int:
         """XACK and XDEL ``ids`` in one step."""

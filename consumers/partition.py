@@ -176,6 +176,7 @@ class PartitionWorker:
                 result = await self._process(read)
             except TransientError as exc:
                 self.read_count = max(1, self.read_count // 2)
+                await self._uncount([e.entry_id for e in read.entries])
                 return self._failed("db", exc)
             except RedisError as exc:
                 return self._failed("redis", exc)
@@ -185,12 +186,22 @@ class PartitionWorker:
         self.idle_ms = self.options.loop_interval_ms
         if result.retry is not None:
             self.read_count = max(1, self.read_count // 2)
+            after = result.retry.position
+            waiting = [e.entry_id for e in read.entries if parse_entry_id(e.entry_id) > after]
+            await self._uncount(waiting)
             return self._backoff_s(result.retry.attempt)
         if elapsed_ms > self.options.slow_batch_ms:
             self.read_count = max(1, self.read_count // 2)
         elif len(read.entries) >= self.read_count:
             self.read_count = min(self.options.max_read_count, self.read_count * 2)
         return 0.0
+
+    async def _uncount(self, ids: list[str]) -> None:
+        # attempts count tries, not reads: entries that were not tried keep their count
+        try:
+            await finish_shielded(self.group.uncount(ids))
+        except RedisError as exc:
+            log.warning("partition %s: could not reset delivery counts: %s", self.stream, exc)
 
     def _idle(self) -> float:
         delay_ms = self.idle_ms

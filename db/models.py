@@ -1,0 +1,365 @@
+"""Target tables: which table a wire tag names, its key columns, its coercers.
+
+A :class:`ModelRegistry` is built once at start-up, either by reflecting the
+database (automap, so Hyperswitch's schema needs no hand-written models) or
+from the user's declarative classes. It resolves each entry's table tag to a
+:class:`TableModel`, which turns the entry's JSON values into bindable ones.
+
+Columns are named by their database names everywhere (wire data, ``keys``
+settings, ``key_columns``, ``conflict_columns``, error messages) except in the
+dicts the coercing methods return: those are keyed by ``Column.key`` so that
+``table.c[k]`` and ``insert(table).values(row)`` take them directly. The two
+differ only for a column declared with an explicit ``key=``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import ReflectedColumn
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.automap import AutomapBase, automap_base
+from sqlalchemy.orm import Mapper, registry
+
+from db.coercion import Coercer, coercer_for
+from db.errors import CoercionError, MissingKey, UnknownColumn, UnknownTable
+from db.operations import OpKind
+
+#: Tags Hyperswitch's router writes that differ from its table names.
+HYPERSWITCH_ALIASES: dict[str, str] = {
+    "reverse_look_up": "reverse_lookup",
+    "customer": "customers",
+    "payment_method": "payment_methods",
+}
+
+#: Tables the drainer owns in the target database: never an operation's target.
+DRAINER_TABLES = frozenset({"drainer_watermark"})
+
+#: Suffix Hyperswitch appends to an update's table tag (``address_update``).
+UPDATE_SUFFIX = "_update"
+
+#: How many table names an UnknownTable message lists.
+SHOWN_TABLE_NAMES = 12
+
+_COERCION_FAILURES = (ValueError, TypeError, ArithmeticError)
+
+
+@dataclass(slots=True)
+class TableModel:
+    """One target table: its mapped class, key columns and value coercion."""
+
+    name: str
+    model: type[Any] | None
+    table: sa.Table
+    key_columns: tuple[str, ...]
+    conflict_columns: tuple[str, ...] | None
+    null_sets_null: bool = False
+    # column name -> (Column.key, coercer); built once, read per value.
+    _columns: dict[str, tuple[str, Coercer]] = field(init=False, repr=False, compare=False)
+    _key_sources: tuple[tuple[str, str, Coercer], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_name = {col.name: col for col in self.table.columns}
+        self._columns = {name: (col.key, coercer_for(col)) for name, col in by_name.items()}
+        self._key_sources = tuple(
+            (name, by_name[name].key, coercer_for(by_name[name])) for name in self.key_columns
+        )
+
+    def coerce_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerce an inserted row; every column must exist, nulls stay SQL NULL."""
+        columns = self._columns
+        row: dict[str, Any] = {}
+        for name, value in values.items():
+            try:
+                key, coerce = columns[name]
+            except KeyError:
+                raise UnknownColumn(self.name, name) from None
+            if value is None:
+                row[key] = None
+                continue
+            try:
+                row[key] = coerce(value)
+            except _COERCION_FAILURES as exc:
+                raise CoercionError(self.name, name, str(exc)) from exc
+        return row
+
+    def coerce_changes(self, update_data: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerce an update's SET values; a null leaves its column unchanged unless
+        the table is configured so that null sets SQL NULL."""
+        columns = self._columns
+        changes: dict[str, Any] = {}
+        for name, value in update_data.items():
+            try:
+                key, coerce = columns[name]
+            except KeyError:
+                raise UnknownColumn(self.name, name) from None
+            if value is None:
+                if self.null_sets_null:
+                    changes[key] = None
+                continue
+            try:
+                changes[key] = coerce(value)
+            except _COERCION_FAILURES as exc:
+                raise CoercionError(self.name, name, str(exc)) from exc
+        return changes
+
+    def key_from(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The coerced key column values found in ``data``; other fields are ignored."""
+        if not self._key_sources:
+            raise MissingKey(
+                self.name,
+                f"table {self.name} has no primary key; set [tables.keys] {self.name} = [...]",
+            )
+        key: dict[str, Any] = {}
+        for name, column_key, coerce in self._key_sources:
+            value = data.get(name)
+            if value is None:
+                state = "null" if name in data else "missing"
+                raise MissingKey(self.name, f"key column {name!r} is {state}")
+            try:
+                key[column_key] = coerce(value)
+            except _COERCION_FAILURES as exc:
+                raise CoercionError(self.name, name, str(exc)) from exc
+        return key
+
+
+class ModelRegistry:
+    """Every target table by name, and the tag aliases that lead to them."""
+
+    def __init__(self, tables: Mapping[str, TableModel], aliases: Mapping[str, str]) -> None:
+        self.tables: dict[str, TableModel] = dict(tables)
+        self.aliases: dict[str, str] = dict(aliases)
+        # Only hits are cached: misses come from bad entries and could be unbounded.
+        self._resolved: dict[tuple[str, OpKind], TableModel] = {}
+
+    def resolve(self, tag: str, kind: OpKind) -> TableModel:
+        """The table an operation's tag names; raise :class:`UnknownTable` if none."""
+        try:
+            return self._resolved[tag, kind]
+        except KeyError:
+            pass
+        candidates = [tag]
+        if kind is OpKind.UPDATE and tag.endswith(UPDATE_SUFFIX):
+            candidates.insert(0, tag[: -len(UPDATE_SUFFIX)])
+        for candidate in candidates:
+            found = self.tables.get(self.aliases.get(candidate, candidate))
+            if found is not None:
+                self._resolved[tag, kind] = found
+                return found
+        raise UnknownTable(tag, self._known_tables())
+
+    def _known_tables(self) -> str:
+        names = sorted(self.tables)
+        shown = ", ".join(names[:SHOWN_TABLE_NAMES])
+        if len(names) > SHOWN_TABLE_NAMES:
+            shown += f", ... {len(names)} in all"
+        return f"known tables: {shown or '(none)'}"
+
+    @classmethod
+    async def reflect(
+        cls,
+        engine: AsyncEngine,
+        *,
+        aliases: Mapping[str, str] | None = None,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        null_sets_null: Iterable[str] = (),
+        schema: str | None = None,
+        exclude: Iterable[str] = DRAINER_TABLES,
+    ) -> ModelRegistry:
+        """Reflect and automap every table of ``schema`` (default: the connection's
+        default schema, i.e. the first of its ``search_path``)."""
+        skipped = frozenset(exclude)
+        async with engine.connect() as conn:
+            metadata, classes = await conn.run_sync(_automap, schema, skipped)
+        found = [(table, classes.get(table)) for table in metadata.tables.values()]
+        return cls._build(found, aliases, keys, null_sets_null)
+
+    @classmethod
+    def from_models(
+        cls,
+        models: Iterable[type[Any]],
+        *,
+        aliases: Mapping[str, str] | None = None,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        null_sets_null: Iterable[str] = (),
+        exclude: Iterable[str] = DRAINER_TABLES,
+    ) -> ModelRegistry:
+        """Build from the user's ORM-mapped (declarative) classes."""
+        skipped = frozenset(exclude)
+        found: dict[sa.Table, type[Any]] = {}
+        for model in models:
+            mapper = sa.inspect(model, raiseerr=False)
+            if not isinstance(mapper, Mapper):
+                raise TypeError(f"{model!r} is not an ORM-mapped class")
+            # Single-table inheritance: the class that owns the table stands for it.
+            while mapper.single and mapper.inherits is not None:
+                mapper = mapper.inherits
+            table = mapper.local_table
+            if not isinstance(table, sa.Table):
+                raise ValueError(f"{model.__name__} is not mapped to a single table")
+            if table.name not in skipped:
+                found.setdefault(table, mapper.class_)
+        if not found:
+            raise ValueError("no ORM-mapped classes given")
+        for table in found:
+            _json_null_is_sql_null(table)
+        return cls._build(list(found.items()), aliases, keys, null_sets_null)
+
+    @classmethod
+    def from_module(
+        cls,
+        module_path: str,
+        *,
+        aliases: Mapping[str, str] | None = None,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        null_sets_null: Iterable[str] = (),
+        exclude: Iterable[str] = DRAINER_TABLES,
+    ) -> ModelRegistry:
+        """Import ``module_path`` (dotted) and build from every mapped class in it."""
+        try:
+            module = importlib.import_module(module_path)
+        except ImportError as exc:
+            raise ValueError(f"cannot import models module {module_path!r}: {exc}") from exc
+        models = _mapped_classes(vars(module).values())
+        if not models:
+            raise ValueError(
+                f"module {module_path!r} defines no ORM-mapped classes "
+                "(expected declarative models, e.g. subclasses of a DeclarativeBase)"
+            )
+        return cls.from_models(
+            models, aliases=aliases, keys=keys, null_sets_null=null_sets_null, exclude=exclude
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        found: Sequence[tuple[sa.Table, type[Any] | None]],
+        aliases: Mapping[str, str] | None,
+        keys: Mapping[str, Sequence[str]] | None,
+        null_sets_null: Iterable[str],
+    ) -> ModelRegistry:
+        by_name: dict[str, tuple[sa.Table, type[Any] | None]] = {}
+        for table, model in found:
+            if table.name in by_name:
+                raise ValueError(f"two tables are named {table.name!r}; table names must be unique")
+            by_name[table.name] = (table, model)
+        key_names = _validated_keys(keys or {}, by_name)
+        nulling = set(null_sets_null)
+        unknown = sorted(nulling - by_name.keys())
+        if unknown:
+            raise ValueError(f"null_sets_null: unknown table {unknown[0]!r}")
+        tables: dict[str, TableModel] = {}
+        for name, (table, model) in by_name.items():
+            primary = tuple(col.name for col in table.primary_key.columns)
+            tables[name] = TableModel(
+                name=name,
+                model=model,
+                table=table,
+                key_columns=key_names.get(name, primary),
+                conflict_columns=primary or None,
+                null_sets_null=name in nulling,
+            )
+        return cls(tables, _effective_aliases(aliases or {}, tables))
+
+
+def _validated_keys(
+    keys: Mapping[str, Sequence[str]], by_name: Mapping[str, tuple[sa.Table, Any]]
+) -> dict[str, tuple[str, ...]]:
+    """Configured key columns, checked: any unknown name is a start-up error."""
+    result: dict[str, tuple[str, ...]] = {}
+    for name, columns in keys.items():
+        if name not in by_name:
+            raise ValueError(f"keys: unknown table {name!r}")
+        if isinstance(columns, str) or not columns:
+            raise ValueError(f"keys: table {name!r} needs a non-empty list of column names")
+        known = {col.name for col in by_name[name][0].columns}
+        for column in columns:
+            if column not in known:
+                raise ValueError(f"keys: table {name!r} has no column {column!r}")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"keys: table {name!r} lists a column twice: {list(columns)}")
+        result[name] = tuple(columns)
+    return result
+
+
+def _effective_aliases(user: Mapping[str, str], tables: Mapping[str, TableModel]) -> dict[str, str]:
+    """Hyperswitch's aliases overridden by the user's.
+
+    A built-in alias is dropped when its target is absent (a non-Hyperswitch
+    database) or its tag is itself a table; a bad user alias is an error.
+    """
+    aliases = {
+        tag: target
+        for tag, target in HYPERSWITCH_ALIASES.items()
+        if target in tables and tag not in tables
+    }
+    for tag, target in user.items():
+        if target not in tables:
+            raise ValueError(f"alias {tag!r} points at unknown table {target!r}")
+        aliases[tag] = target
+    return aliases
+
+
+def _no_relationship(*_args: Any, **_kwargs: Any) -> None:
+    # The drainer writes rows by key; automapped relationships would only add
+    # mapper configuration work and name-clash warnings on foreign keys.
+    return None
+
+
+def _json_none_on_reflect(
+    _inspector: sa.Inspector, _table: sa.Table, column: ReflectedColumn
+) -> None:
+    _set_json_none_as_null(column["type"])
+
+
+def _set_json_none_as_null(type_: Any) -> None:
+    if isinstance(type_, sa.ARRAY):
+        type_ = type_.item_type
+    if isinstance(type_, sa.JSON):
+        type_.none_as_null = True
+
+
+def _json_null_is_sql_null(table: sa.Table) -> None:
+    """Make a Python None in a JSON column SQL NULL, not the JSON literal ``null``.
+
+    Types may be shared between a user's columns, so each gets its own copy.
+    """
+    for column in table.columns:
+        if isinstance(column.type, sa.JSON) and not column.type.none_as_null:
+            json_type = column.type.copy()
+            json_type.none_as_null = True
+            column.type = json_type
+
+
+def _automap(
+    conn: sa.Connection, schema: str | None, skipped: frozenset[str]
+) -> tuple[sa.MetaData, dict[sa.Table, type[Any]]]:
+    """Reflect the tables and automap each one that has a primary key."""
+    metadata = sa.MetaData()
+    event.listen(metadata, "column_reflect", _json_none_on_reflect)
+    metadata.reflect(conn, schema=schema, only=lambda name, _meta: name not in skipped)
+    base: type[AutomapBase] = automap_base(metadata=metadata)
+    base.prepare(generate_relationship=_no_relationship)  # type: ignore[arg-type]
+    return metadata, {model.__table__: model for model in base.classes}
+
+
+def _mapped_classes(namespace: Iterable[Any]) -> list[type[Any]]:
+    """Mapped classes in a module's namespace, and those of any registry found there."""
+    found: dict[type[Any], None] = {}
+    for value in namespace:
+        if not isinstance(value, type):
+            continue
+        if isinstance(sa.inspect(value, raiseerr=False), Mapper):
+            found[value] = None
+        owner = getattr(value, "registry", None)
+        if isinstance(owner, registry):
+            for mapper in sorted(owner.mappers, key=lambda m: m.class_.__qualname__):
+                found[mapper.class_] = None
+    return list(found)

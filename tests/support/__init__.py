@@ -1,0 +1,1 @@
+"""Test support: settings builders, a cuttable TCP proxy, drainer subprocesses."""

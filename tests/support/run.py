@@ -1,0 +1,17 @@
+"""Run a drainer in-process (burst mode) the way ``drainer run --burst`` does."""
+
+from __future__ import annotations
+
+from app.lifecycle import Drainer, open_stores
+from app.settings import Settings
+
+
+async def drain_burst(settings: Settings) -> dict[str, dict[str, int]]:
+    """Drain every partition until empty; returns each tenant's counters."""
+    stores = await open_stores(settings)
+    drainer = Drainer(settings, stores, burst=True, serve_api=False)
+    try:
+        await drainer.run()
+    finally:
+        await drainer.close()
+    return {tid: dict(store.tenant.health.counters) for tid, store in stores.items()}

@@ -1,0 +1,399 @@
+"""Table resolution, keys and coercion against Hyperswitch's real schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from db.errors import CoercionError, MissingKey, UnknownColumn, UnknownTable
+from db.models import HYPERSWITCH_ALIASES, ModelRegistry
+from db.operations import OpKind
+from tests import declared_models
+from tests.conftest import sqlalchemy_url
+
+INSERT, UPDATE, DELETE = OpKind.INSERT, OpKind.UPDATE, OpKind.DELETE
+
+# Every tag Hyperswitch's router writes to the drainer stream, and its table.
+HYPERSWITCH_TAGS: dict[tuple[str, OpKind], str] = {
+    ("payment_intent", INSERT): "payment_intent",
+    ("payment_intent_update", UPDATE): "payment_intent",
+    ("payment_attempt", INSERT): "payment_attempt",
+    ("payment_attempt_update", UPDATE): "payment_attempt",
+    ("refund", INSERT): "refund",
+    ("refund_update", UPDATE): "refund",
+    ("address", INSERT): "address",
+    ("address_update", UPDATE): "address",
+    ("customer", INSERT): "customers",
+    ("customer_update", UPDATE): "customers",
+    ("customer", DELETE): "customers",
+    ("reverse_look_up", INSERT): "reverse_lookup",
+    ("payouts", INSERT): "payouts",
+    ("payouts_update", UPDATE): "payouts",
+    ("payout_attempt", INSERT): "payout_attempt",
+    ("payout_attempt_update", UPDATE): "payout_attempt",
+    ("payment_method", INSERT): "payment_methods",
+    ("payment_method_update", UPDATE): "payment_methods",
+    ("payment_method", DELETE): "payment_methods",
+    ("mandate", INSERT): "mandate",
+    ("mandate_update", UPDATE): "mandate",
+}
+
+PRIMARY_KEYS_SQL = """
+SELECT c.relname, array_agg(a.attname ORDER BY k.ord)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisprimary AND n.nspname = 'public'
+GROUP BY c.relname
+"""
+
+
+@pytest.fixture
+async def hs_engine(hyperswitch_dsn: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(sqlalchemy_url(hyperswitch_dsn))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def hs(hs_engine: AsyncEngine) -> ModelRegistry:
+    return await ModelRegistry.reflect(hs_engine)
+
+
+@pytest.fixture
+async def pg_engine(pg_dsn: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(sqlalchemy_url(pg_dsn))
+    yield engine
+    await engine.dispose()
+
+
+async def _execute(engine: AsyncEngine, *statements: str) -> None:
+    async with engine.begin() as conn:
+        for statement in statements:
+            await conn.execute(sa.text(statement))
+
+
+def test_every_hyperswitch_tag_resolves_without_configuration(hs: ModelRegistry) -> None:
+    resolved = {(tag, kind): hs.resolve(tag, kind).name for tag, kind in HYPERSWITCH_TAGS}
+    assert resolved == HYPERSWITCH_TAGS
+    assert hs.aliases == HYPERSWITCH_ALIASES
+
+
+async def test_every_table_is_automapped_with_its_primary_key(
+    hs: ModelRegistry, hs_engine: AsyncEngine
+) -> None:
+    async with hs_engine.connect() as conn:
+        primary_keys = {
+            name: tuple(cols) for name, cols in await conn.execute(sa.text(PRIMARY_KEYS_SQL))
+        }
+    assert len(hs.tables) == 51
+    assert set(hs.tables) == set(primary_keys)
+    for name, model in hs.tables.items():
+        assert model.key_columns == primary_keys[name], name
+        assert model.conflict_columns == primary_keys[name], name
+        assert model.model is not None, name
+        assert sa.inspect(model.model).local_table is model.table
+    assert hs.tables["payment_intent"].key_columns == ("payment_id", "merchant_id")
+    assert hs.tables["refund"].key_columns == ("merchant_id", "refund_id")
+    assert hs.tables["address"].key_columns == ("address_id",)
+
+
+def test_update_suffix_is_only_dropped_for_updates(hs: ModelRegistry) -> None:
+    assert hs.resolve("address", UPDATE).name == "address"
+    for kind in (INSERT, DELETE):
+        with pytest.raises(UnknownTable, match="unknown table 'address_update'"):
+            hs.resolve("address_update", kind)
+
+
+def test_unknown_tag_lists_some_known_tables(hs: ModelRegistry) -> None:
+    with pytest.raises(UnknownTable) as caught:
+        hs.resolve("payment_intnet", INSERT)
+    message = str(caught.value)
+    assert caught.value.tag == "payment_intnet"
+    assert caught.value.error_class == "unknown_table"
+    assert "known tables: address, api_keys, authentication" in message
+    assert "51 in all" in message
+    assert "users" not in message  # truncated
+
+
+ADDRESS_ROW: dict[str, Any] = {
+    "address_id": "add_1",
+    "city": "Pune",
+    "country": "IN",
+    "line1": [49, 50, 32, 77, 71],  # serde's Vec<u8> of an encrypted field
+    "zip": [52, 49, 49],
+    "created_at": "2026-01-01 10:00:00.123",
+    "modified_at": [2026, 1, 10, 0, 0, 123000000],
+    "merchant_id": "merchant_1",
+    "customer_id": None,
+}
+
+
+async def test_hyperswitch_address_insert_update_delete(
+    hs: ModelRegistry, hs_engine: AsyncEngine
+) -> None:
+    model = hs.resolve("address", INSERT)
+    async with AsyncSession(hs_engine) as session, session.begin():
+        await session.execute(sa.insert(model.table).values(model.coerce_row(ADDRESS_ROW)))
+
+    update = hs.resolve("address_update", UPDATE)
+    orig = {**ADDRESS_ROW, "not_a_column": 1}  # the whole old row; only keys matter
+    key = update.key_from(orig)
+    assert key == {"address_id": "add_1"}
+    changes = update.coerce_changes({"city": "Goa", "line1": None, "zip": [52, 48]})
+    assert changes == {"city": "Goa", "zip": b"40"}  # null leaves line1 unchanged
+    where = [update.table.c[name] == value for name, value in key.items()]
+    async with AsyncSession(hs_engine) as session, session.begin():
+        await session.execute(sa.update(update.table).where(*where).values(changes))
+    async with AsyncSession(hs_engine) as session:
+        stored = (await session.execute(sa.select(model.table))).mappings().one()
+    assert stored["city"] == "Goa"
+    assert stored["line1"] == b"12 MG"
+    assert stored["zip"] == b"40"
+    assert stored["country"] == "IN"
+    assert stored["created_at"] == datetime(2026, 1, 1, 10, 0, 0, 123000)
+
+    delete = hs.resolve("address", DELETE)
+    async with AsyncSession(hs_engine) as session, session.begin():
+        result = await session.execute(
+            sa.delete(delete.table).where(*where).returning(delete.table.c.address_id)
+        )
+        assert result.scalars().all() == ["add_1"]
+
+
+async def test_hyperswitch_payment_intent_with_jsonb_array_and_enums(
+    hs: ModelRegistry, hs_engine: AsyncEngine
+) -> None:
+    model = hs.resolve("payment_intent", INSERT)
+    row = model.coerce_row(
+        {
+            "payment_id": "pay_1",
+            "merchant_id": "merchant_1",
+            "status": "requires_payment_method",
+            "amount": 6540,
+            "currency": "USD",
+            "metadata": None,
+            "order_details": [{"product_name": "shirt", "quantity": 1}],
+            "connector_metadata": {"apple_pay": None},
+            "created_at": "2026-01-01T10:00:00Z",
+            "modified_at": "2026-01-01T10:00:00Z",
+            "attempt_count": 1,
+        }
+    )
+    async with AsyncSession(hs_engine) as session, session.begin():
+        await session.execute(sa.insert(model.table).values(row))
+    async with AsyncSession(hs_engine) as session:
+        stored = (
+            await session.execute(
+                sa.text(
+                    "SELECT status::text, amount, jsonb_typeof(order_details[1]),"
+                    " order_details[1] ->> 'product_name', connector_metadata,"
+                    " metadata IS NULL FROM payment_intent"
+                )
+            )
+        ).one()
+    # The jsonb[] element is a JSON object, not a string holding JSON text.
+    assert tuple(stored) == (
+        "requires_payment_method",
+        6540,
+        "object",
+        "shirt",
+        {"apple_pay": None},
+        True,
+    )
+
+
+def test_unknown_column_names_table_and_column(hs: ModelRegistry) -> None:
+    model = hs.resolve("address", INSERT)
+    with pytest.raises(UnknownColumn) as caught:
+        model.coerce_row({**ADDRESS_ROW, "line9": [1]})
+    assert (caught.value.table, caught.value.column) == ("address", "line9")
+    assert str(caught.value) == "table 'address' has no column 'line9'"
+    with pytest.raises(UnknownColumn, match="table 'address' has no column 'line9'"):
+        model.coerce_changes({"line9": None})
+
+
+def test_bad_value_names_table_and_column(hs: ModelRegistry) -> None:
+    model = hs.resolve("address", INSERT)
+    with pytest.raises(CoercionError) as caught:
+        model.coerce_row({**ADDRESS_ROW, "country": "Atlantis"})
+    assert (caught.value.table, caught.value.column) == ("address", "country")
+    assert "'Atlantis' is not a value of enum CountryAlpha2" in str(caught.value)
+    with pytest.raises(CoercionError, match=r"address\.address_id: too long: 65 characters"):
+        model.key_from({"address_id": "a" * 65})
+
+
+def test_missing_or_null_key_names_the_column(hs: ModelRegistry) -> None:
+    model = hs.resolve("payment_intent_update", UPDATE)
+    with pytest.raises(MissingKey, match="payment_intent: key column 'merchant_id' is missing"):
+        model.key_from({"payment_id": "pay_1"})
+    with pytest.raises(MissingKey, match="payment_intent: key column 'payment_id' is null"):
+        model.key_from({"payment_id": None, "merchant_id": "m"})
+    assert model.key_from({"merchant_id": "m", "payment_id": "p", "amount": 1}) == {
+        "payment_id": "p",
+        "merchant_id": "m",
+    }
+
+
+async def test_null_sets_null_is_per_table(hs_engine: AsyncEngine) -> None:
+    registry = await ModelRegistry.reflect(hs_engine, null_sets_null=["address"])
+    assert registry.tables["address"].null_sets_null
+    assert registry.tables["address"].coerce_changes({"city": None}) == {"city": None}
+    assert registry.tables["customers"].coerce_changes({"description": None}) == {}
+
+
+async def test_configured_keys_and_aliases(hs_engine: AsyncEngine) -> None:
+    registry = await ModelRegistry.reflect(
+        hs_engine,
+        keys={"customers": ["id"]},
+        aliases={"pi": "payment_intent", "customer": "address"},
+    )
+    customers = registry.tables["customers"]
+    assert customers.key_columns == ("id",)
+    assert customers.conflict_columns == ("customer_id", "merchant_id")  # still the PK
+    assert customers.key_from({"id": "cus_1", "customer_id": None}) == {"id": "cus_1"}
+    assert registry.resolve("pi", INSERT).name == "payment_intent"
+    assert registry.resolve("pi_update", UPDATE).name == "payment_intent"
+    assert registry.resolve("customer", INSERT).name == "address"  # the user's alias wins
+    assert registry.resolve("reverse_look_up", INSERT).name == "reverse_lookup"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"keys": {"payment_intents": ["payment_id"]}}, "keys: unknown table 'payment_intents'"),
+        ({"keys": {"refund": ["refund_id", "mid"]}}, "keys: table 'refund' has no column 'mid'"),
+        ({"keys": {"refund": []}}, "keys: table 'refund' needs a non-empty list"),
+        ({"keys": {"refund": "refund_id"}}, "keys: table 'refund' needs a non-empty list"),
+        ({"aliases": {"pm": "payment_method"}}, "alias 'pm' points at unknown table"),
+        ({"null_sets_null": ["adress"]}, "null_sets_null: unknown table 'adress'"),
+    ],
+)
+async def test_bad_configuration_is_a_start_up_error(
+    hs_engine: AsyncEngine, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await ModelRegistry.reflect(hs_engine, **options)
+
+
+async def test_drainer_watermark_is_never_a_target(hs_engine: AsyncEngine) -> None:
+    await _execute(hs_engine, "CREATE TABLE drainer_watermark (stream text PRIMARY KEY)")
+    registry = await ModelRegistry.reflect(hs_engine)
+    assert "drainer_watermark" not in registry.tables
+    with pytest.raises(UnknownTable):
+        registry.resolve("drainer_watermark", INSERT)
+    everything = await ModelRegistry.reflect(hs_engine, exclude=())
+    assert everything.resolve("drainer_watermark", INSERT).key_columns == ("stream",)
+
+
+async def test_table_without_primary_key(pg_engine: AsyncEngine) -> None:
+    await _execute(pg_engine, "CREATE TABLE audit_note (note text, at timestamp)")
+    model = (await ModelRegistry.reflect(pg_engine)).resolve("audit_note", DELETE)
+    assert (model.model, model.key_columns, model.conflict_columns) == (None, (), None)
+    assert model.coerce_row({"note": "n", "at": [2026, 1, 0, 0, 0, 0]}) == {
+        "note": "n",
+        "at": datetime(2026, 1, 1),
+    }
+    with pytest.raises(MissingKey, match=r"no primary key; set \[tables.keys\] audit_note = "):
+        model.key_from({"note": "n"})
+    keyed = await ModelRegistry.reflect(pg_engine, keys={"audit_note": ["note"]})
+    assert keyed.tables["audit_note"].key_from({"note": "n", "at": None}) == {"note": "n"}
+
+
+async def test_builtin_aliases_never_shadow_or_dangle(pg_engine: AsyncEngine) -> None:
+    # A non-Hyperswitch database: one built-in alias's tag is a real table and
+    # the others point at tables it lacks.
+    await _execute(pg_engine, "CREATE TABLE customer (id int PRIMARY KEY)")
+    registry = await ModelRegistry.reflect(pg_engine)
+    assert registry.aliases == {}
+    assert registry.resolve("customer", INSERT).name == "customer"
+
+
+async def test_reflects_the_default_schema_of_the_search_path(pg_dsn: str) -> None:
+    tenant = create_async_engine(
+        sqlalchemy_url(pg_dsn), connect_args={"server_settings": {"search_path": "tenant_a"}}
+    )
+    try:
+        await _execute(
+            tenant,
+            "CREATE SCHEMA tenant_a",
+            "CREATE TABLE tenant_a.widgets (id int PRIMARY KEY)",
+            "CREATE TABLE public.gadgets (id int PRIMARY KEY)",
+        )
+        registry = await ModelRegistry.reflect(tenant)
+        assert set(registry.tables) == {"widgets"}
+        # Unqualified, so each tenant's search_path picks its own schema.
+        assert registry.tables["widgets"].table.schema is None
+        explicit = await ModelRegistry.reflect(tenant, schema="public")
+        assert set(explicit.tables) == {"gadgets"}
+        assert explicit.tables["gadgets"].table.schema == "public"
+    finally:
+        await tenant.dispose()
+
+
+# --- user-supplied declarative models --------------------------------------
+
+WIDGET_ROW: dict[str, Any] = {
+    "shop_id": "shop_1",
+    "widget_id": "w_1",
+    "display_name": "Bolt",
+    "shape": "SQUARE",
+    "specs": None,
+    "created_at": "2026-01-01T10:00:00+01:00",
+}
+
+
+async def test_from_module_collects_declared_models(pg_engine: AsyncEngine) -> None:
+    async with pg_engine.begin() as conn:
+        await conn.run_sync(declared_models.Base.metadata.create_all)
+    registry = ModelRegistry.from_module("tests.declared_models", keys={"events": ["event_id"]})
+    assert set(registry.tables) == {"widgets", "events"}  # drainer_watermark left out
+    widgets = registry.resolve("widgets_update", UPDATE)
+    assert widgets.model is declared_models.Widget
+    assert widgets.key_columns == ("shop_id", "widget_id")
+    assert registry.tables["events"].model is declared_models.Event  # not the Click subclass
+
+    row = widgets.coerce_row(WIDGET_ROW)
+    assert row["created_at"] == datetime(2026, 1, 1, 9)
+    async with AsyncSession(pg_engine) as session, session.begin():
+        await session.execute(sa.insert(widgets.table).values(row))
+    async with AsyncSession(pg_engine) as session:
+        stored = (
+            await session.execute(
+                sa.text("SELECT display_name, shape::text, specs IS NULL FROM widgets")
+            )
+        ).one()
+    assert tuple(stored) == ("Bolt", "SQUARE", True)  # JSON None is SQL NULL
+    with pytest.raises(CoercionError, match="'OVAL' is not a value of enum widget_shape"):
+        widgets.coerce_row({**WIDGET_ROW, "shape": "OVAL"})
+
+
+def test_from_models_takes_the_given_classes_only() -> None:
+    registry = ModelRegistry.from_models([declared_models.Click])
+    assert set(registry.tables) == {"events"}
+    model = registry.tables["events"]
+    assert model.model is declared_models.Event
+    event_id = "6f1c2b8e-3d4a-4f5b-9c6d-7e8f9a0b1c2d"
+    assert model.key_from({"event_id": event_id}) == {"event_id": uuid.UUID(event_id)}
+
+
+def test_from_models_rejects_what_is_not_a_model() -> None:
+    with pytest.raises(TypeError, match="is not an ORM-mapped class"):
+        ModelRegistry.from_models([dict])
+    with pytest.raises(ValueError, match="no ORM-mapped classes given"):
+        ModelRegistry.from_models([declared_models.DrainerWatermark])
+
+
+def test_from_module_without_models_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="module 'json' defines no ORM-mapped classes"):
+        ModelRegistry.from_module("json")
+    with pytest.raises(ValueError, match=r"cannot import models module 'tests\.no_such_models'"):
+        ModelRegistry.from_module("tests.no_such_models")
