@@ -24,6 +24,11 @@ ConfigOption = Annotated[
 ]
 
 
+@cli.callback()
+def _root() -> None:
+    """Drain database operations from partitioned Redis Streams into PostgreSQL."""
+
+
 def _run_loop(coro: object) -> int:
     try:
         import uvloop

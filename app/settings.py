@@ -518,7 +518,7 @@ class RedisSettings(_Section):
     @model_validator(mode="after")
     def _check_consistency(self) -> RedisSettings:
         problems: list[tuple[str, str]] = []
-        if self.cluster_enabled and not self.cluster_urls and self.url is None:
+        if self.cluster_enabled and not self.cluster_urls:
             problems.append(
                 (
                     "cluster_urls",
