@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,7 +20,9 @@ cli = typer.Typer(
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML settings file (env DRAINER__SECTION__KEY overrides it)."),
+    typer.Option(
+        "--config", "-c", help="TOML settings file (env DRAINER__SECTION__KEY overrides it)."
+    ),
 ]
 
 
@@ -29,14 +31,15 @@ def _root() -> None:
     """Drain database operations from partitioned Redis Streams into PostgreSQL."""
 
 
-def _run_loop(coro: object) -> int:
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is absent on Windows
-        runner = asyncio.run
-    return int(runner(coro))  # type: ignore[arg-type]
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 @cli.command()

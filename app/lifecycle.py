@@ -67,9 +67,18 @@ async def open_stores(
                     await redis.ping()
                     stores[config.id] = await Store.create(settings, config, redis=redis)
                 except (OSError, TimeoutError, RedisError, DBAPIError) as exc:
-                    if isinstance(exc, DBAPIError) and not exc.connection_invalidated and _is_permanent(exc):
+                    if (
+                        isinstance(exc, DBAPIError)
+                        and not exc.connection_invalidated
+                        and _is_permanent(exc)
+                    ):
                         raise
-                    log.warning("tenant %s: cannot start yet (%s); retrying in %.0fs", config.id, exc, delay_s)
+                    log.warning(
+                        "tenant %s: cannot start yet (%s); retrying in %.0fs",
+                        config.id,
+                        exc,
+                        delay_s,
+                    )
                     await wait_or_stop(stop, delay_s)
                     if stop.is_set():
                         raise StartupAborted(str(exc)) from exc
@@ -169,7 +178,10 @@ class Drainer:
                 break
             await asyncio.wait({consumer}, timeout=min(interval_s, remaining))
             if not consumer.done():
-                log.info("shutdown: waiting for batches in flight (%.1fs left)", deadline - time.monotonic())
+                log.info(
+                    "shutdown: waiting for batches in flight (%.1fs left)",
+                    deadline - time.monotonic(),
+                )
         log.info("consumer loop stopped in %.2fs", time.monotonic() - started)
 
     def _make_server(self) -> Any:
@@ -189,8 +201,12 @@ class Drainer:
 
         server = self.settings.server
         config = uvicorn.Config(
-            create_app(self), host=server.host, port=server.port,
-            log_config=None, access_log=False, lifespan="off",
+            create_app(self),
+            host=server.host,
+            port=server.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         return EmbeddedServer(config)
 

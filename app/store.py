@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -26,6 +27,7 @@ log = logging.getLogger("drainer.store")
 
 REDIS_SOCKET_TIMEOUT_S = 10.0
 REDIS_CONNECT_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 5.0
 
 
 def _json_dumps(value: Any) -> str:
@@ -85,7 +87,9 @@ class Store:
         self.engine = engine
         self.registry = registry
         drainer = settings.drainer
-        self.layout = StreamLayout(drainer.stream_name, drainer.num_partitions, config.redis_key_prefix)
+        self.layout = StreamLayout(
+            drainer.stream_name, drainer.num_partitions, config.redis_key_prefix
+        )
         self.executor = Executor(engine, registry, max_attempts=drainer.max_attempts)
         self.dead_letters = DeadLetterStream(redis, self.layout.dead_letter_key)
         self.producer = Producer(redis, self.layout)
@@ -120,7 +124,9 @@ class Store:
             raise
         log.info(
             "tenant %s: %d tables mapped in schema %s",
-            config.id, len(registry.tables), config.schema,
+            config.id,
+            len(registry.tables),
+            config.schema,
         )
         return cls(config, settings, redis, engine, registry)
 
@@ -130,7 +136,11 @@ class Store:
 
     async def close(self) -> None:
         """Release the database pool (the Redis client is shared and closed by its owner)."""
-        await self.engine.dispose()
+        try:
+            # closing politely waits on the server; an unreachable one must not hold exit
+            await asyncio.wait_for(self.engine.dispose(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("tenant %s: database pool did not close in %.0fs", self.id, CLOSE_TIMEOUT_S)
 
 
 async def load_registry(settings: Settings, engine: AsyncEngine) -> ModelRegistry:

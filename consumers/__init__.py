@@ -1,4 +1,4 @@
-"""Stream side of drainer: naming, exclusive group reads, partition workers, dead letters, producer."""
+"""Stream side of drainer: naming, group reads, partition workers, dead letters, producer."""
 
 from consumers.dead_letter import DeadLetter, DeadLetterStream, NewDeadLetter
 from consumers.entry import Envelope, decode_entry

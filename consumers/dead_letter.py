@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from consumers.group import RedisClient, parse_entry_id
 
@@ -84,9 +84,7 @@ class DeadLetterStream:
         now = f"{time.time():.3f}"
         pipe = self.redis.pipeline(transaction=False)
         for letter in letters:
-            body: dict[str, Any] = {
-                k: v for k, v in letter.fields.items() if k not in META_FIELDS
-            }
+            body: dict[str, Any] = {k: v for k, v in letter.fields.items() if k not in META_FIELDS}
             body.update(
                 dl_source_stream=letter.source_stream,
                 dl_source_id=letter.source_id,
@@ -95,26 +93,28 @@ class DeadLetterStream:
                 dl_attempts=str(letter.attempts),
                 dl_at=now,
             )
-            pipe.xadd(self.key, body)
+            pipe.xadd(self.key, body)  # type: ignore[arg-type]
         return [str(i) for i in await pipe.execute()]
 
     async def length(self) -> int:
         """How many dead letters there are."""
         return int(await self.redis.xlen(self.key))
 
-    async def list(
-        self, *, start: str = "-", end: str = "+", count: int = 100
-    ) -> list[DeadLetter]:
+    async def page(self, *, start: str = "-", end: str = "+", count: int = 100) -> list[DeadLetter]:
         """Dead letters in id order from ``start`` (inclusive)."""
-        rows = await self.redis.xrange(self.key, min=start, max=end, count=count)
-        return [DeadLetter.from_stream(str(i), dict(f)) for i, f in rows]
+        rows = await self._range(start, end, count)
+        return [DeadLetter.from_stream(i, f) for i, f in rows]
+
+    async def _range(self, start: str, end: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        reply = await self.redis.xrange(self.key, min=start, max=end, count=count)
+        return [(str(i), dict(f or {})) for i, f in cast(list[tuple[Any, Any]], reply or [])]
 
     async def all(self, *, page: int = 500) -> list[DeadLetter]:
         """Every dead letter (operator-sized: the dead-letter stream stays small)."""
         out: list[DeadLetter] = []
         start = "-"
         while True:
-            batch = await self.list(start=start, count=page)
+            batch = await self.page(start=start, count=page)
             out.extend(batch)
             if len(batch) < page:
                 return out
@@ -123,11 +123,8 @@ class DeadLetterStream:
 
     async def get(self, dead_letter_id: str) -> DeadLetter | None:
         """One dead letter by id, or None."""
-        rows = await self.redis.xrange(self.key, min=dead_letter_id, max=dead_letter_id, count=1)
-        if not rows:
-            return None
-        entry_id, raw = rows[0]
-        return DeadLetter.from_stream(str(entry_id), dict(raw))
+        rows = await self._range(dead_letter_id, dead_letter_id, 1)
+        return DeadLetter.from_stream(*rows[0]) if rows else None
 
     async def requeue(self, letter: DeadLetter) -> str:
         """Append the original entry to its partition stream and remove the dead letter."""
@@ -136,9 +133,7 @@ class DeadLetterStream:
             flat.extend((name, value))
         if not flat:
             raise ValueError(f"dead letter {letter.id} has no fields to requeue")
-        moved = await self._requeue(
-            keys=[letter.source_stream, self.key], args=[letter.id, *flat]
-        )
+        moved = await self._requeue(keys=[letter.source_stream, self.key], args=[letter.id, *flat])
         return str(moved)
 
     async def discard(self, ids: Iterable[str]) -> int:

@@ -9,6 +9,7 @@ failed batch; an empty partition is polled less and less often, up to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -64,10 +65,8 @@ async def wait_or_stop(stop: asyncio.Event, delay_s: float) -> None:
     """Sleep ``delay_s`` or until ``stop`` is set, whichever comes first."""
     if delay_s <= 0 or stop.is_set():
         return
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=delay_s)
-    except TimeoutError:
-        pass
 
 
 async def finish_shielded(aw: Awaitable[T]) -> T:
@@ -129,7 +128,9 @@ class PartitionWorker:
         self.limiter = limiter
         self.stop = stop
         self.burst = burst
-        self.group = StreamGroup(redis, tenant.layout.stream_key(partition), options.group, options.consumer)
+        self.group = StreamGroup(
+            redis, tenant.layout.stream_key(partition), options.group, options.consumer
+        )
         self.read_count = min(INITIAL_READ_COUNT, options.max_read_count)
         self.idle_ms = options.loop_interval_ms
         self.failures = 0
@@ -225,7 +226,11 @@ class PartitionWorker:
         delay_s = self._backoff_s(self.failures)
         log.warning(
             "tenant %s partition %s: %s unavailable (%s); retrying in %.2fs",
-            self.tenant.id, self.stream, where, exc, delay_s,
+            self.tenant.id,
+            self.stream,
+            where,
+            exc,
+            delay_s,
         )
         return delay_s
 
@@ -253,7 +258,11 @@ class PartitionWorker:
             await finish_shielded(self.group.ack(done))
         except RedisError as exc:
             # already committed: redelivery is skipped by the watermark
-            log.warning("partition %s: ack failed (%s); the fence will skip the redelivery", self.stream, exc)
+            log.warning(
+                "partition %s: ack failed (%s); the fence will skip the redelivery",
+                self.stream,
+                exc,
+            )
             counters["errors_ack"] += 1
         self._count(result)
         return result
@@ -294,7 +303,9 @@ class PartitionWorker:
                 raw, envelope = r.entry.context
                 log.warning(
                     "dead-lettered %s %s: %s (global_id=%s request_id=%s)",
-                    self.stream, r.entry.entry_id, r.error,
+                    self.stream,
+                    r.entry.entry_id,
+                    r.error,
                     envelope.global_id if envelope else raw.fields.get("global_id"),
                     envelope.request_id if envelope else raw.fields.get("request_id"),
                 )
@@ -302,6 +313,8 @@ class PartitionWorker:
             counters["retries"] += 1
             log.info(
                 "partition %s: %s (attempt %d of %d); retrying later",
-                self.stream, result.retry_error, result.retry.attempt,
+                self.stream,
+                result.retry_error,
+                result.retry.attempt,
                 self.tenant.executor.max_attempts,
             )

@@ -14,7 +14,7 @@ import orjson
 
 from consumers.group import RedisClient
 from consumers.streams import StreamLayout
-from db.operations import OpKind, Operation
+from db.operations import Operation, OpKind
 
 UPDATE_TAG_SUFFIX = "_update"
 
@@ -114,33 +114,55 @@ class Producer:
         return [Appended(s, _text(i)) for s, i in zip(streams, ids, strict=True)]
 
     async def insert(
-        self, table: str | type[Any], values: Mapping[str, Any], *, partition_key: str,
-        request_id: str | None = None, traceparent: str | None = None,
+        self,
+        table: str | type[Any],
+        values: Mapping[str, Any],
+        *,
+        partition_key: str,
+        request_id: str | None = None,
+        traceparent: str | None = None,
     ) -> Appended:
         """Append an insert of ``values`` into ``table``."""
         return await self.append(
-            insert_op(table, values), partition_key=partition_key,
-            request_id=request_id, traceparent=traceparent,
+            insert_op(table, values),
+            partition_key=partition_key,
+            request_id=request_id,
+            traceparent=traceparent,
         )
 
     async def update(
-        self, table: str | type[Any], orig: Mapping[str, Any], changes: Mapping[str, Any], *,
-        partition_key: str, request_id: str | None = None, traceparent: str | None = None,
+        self,
+        table: str | type[Any],
+        orig: Mapping[str, Any],
+        changes: Mapping[str, Any],
+        *,
+        partition_key: str,
+        request_id: str | None = None,
+        traceparent: str | None = None,
     ) -> Appended:
         """Append an update of the row identified by ``orig`` (its key columns) with ``changes``."""
         return await self.append(
-            update_op(table, orig, changes), partition_key=partition_key,
-            request_id=request_id, traceparent=traceparent,
+            update_op(table, orig, changes),
+            partition_key=partition_key,
+            request_id=request_id,
+            traceparent=traceparent,
         )
 
     async def delete(
-        self, table: str | type[Any], key: Mapping[str, Any], *, partition_key: str,
-        request_id: str | None = None, traceparent: str | None = None,
+        self,
+        table: str | type[Any],
+        key: Mapping[str, Any],
+        *,
+        partition_key: str,
+        request_id: str | None = None,
+        traceparent: str | None = None,
     ) -> Appended:
         """Append a delete of the row identified by ``key``."""
         return await self.append(
-            delete_op(table, key), partition_key=partition_key,
-            request_id=request_id, traceparent=traceparent,
+            delete_op(table, key),
+            partition_key=partition_key,
+            request_id=request_id,
+            traceparent=traceparent,
         )
 
 

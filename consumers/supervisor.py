@@ -49,7 +49,10 @@ class Supervisor:
         """Run until stopped, or in burst mode until every partition is drained."""
         log.info(
             "draining %d partitions of %d tenant(s) as consumer %r in group %r%s",
-            len(self.workers), len(self.tenants), self.options.consumer, self.options.group,
+            len(self.workers),
+            len(self.tenants),
+            self.options.consumer,
+            self.options.group,
             " (burst)" if self.burst else "",
         )
         async with asyncio.TaskGroup() as tasks:
@@ -66,8 +69,6 @@ class Supervisor:
             except Exception:
                 self.crashes += 1
                 worker.tenant.health.counters["worker_crashes"] += 1
-                log.exception(
-                    "worker of %s crashed; restarting in %.1fs", worker.stream, delay_s
-                )
+                log.exception("worker of %s crashed; restarting in %.1fs", worker.stream, delay_s)
                 await wait_or_stop(self.stop_event, delay_s)
                 delay_s = min(delay_s * 2, RESTART_DELAY_MAX_S)

@@ -19,7 +19,7 @@ from db.errors import (
 from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome, execute_one
 from db.fence import WATERMARK_TABLE, read_watermarks
 from db.models import ModelRegistry, TableModel
-from db.operations import OpKind, Operation, parse_operation
+from db.operations import Operation, OpKind, parse_operation
 
 __all__ = [
     "WATERMARK_TABLE",

@@ -30,7 +30,7 @@ from db.errors import (
 )
 from db.fence import Position, advance_watermark, lock_watermark
 from db.models import ModelRegistry, TableModel
-from db.operations import OpKind, Operation
+from db.operations import Operation, OpKind
 
 log = logging.getLogger("drainer.db")
 
@@ -151,7 +151,9 @@ class Executor:
             return _Prepared(operation.kind, model, model.coerce_changes(operation.values), key)
         return _Prepared(operation.kind, model, {}, model.key_from(operation.values))
 
-    async def apply(self, stream: str, entries: Sequence[BatchEntry], hooks: BatchHooks) -> BatchResult:
+    async def apply(
+        self, stream: str, entries: Sequence[BatchEntry], hooks: BatchHooks
+    ) -> BatchResult:
         """Apply a batch in one transaction; raise :class:`TransientError` to retry it whole."""
         prepared: list[_Prepared | PermanentError] = []
         for entry in entries:
@@ -309,7 +311,11 @@ class Executor:
             if not is_permanent(exc):
                 raise
             code = sqlstate_of(exc)
-            if prep.kind is OpKind.INSERT and code == UNIQUE_VIOLATION and not prep.model.conflict_columns:
+            if (
+                prep.kind is OpKind.INSERT
+                and code == UNIQUE_VIOLATION
+                and not prep.model.conflict_columns
+            ):
                 return Outcome.EXISTED
             raise ConstraintViolation(prep.model.name, code, _db_message(exc)) from exc
 

@@ -88,7 +88,7 @@ def parse_operation(raw: str | bytes) -> Operation:
     top = _object(doc, "the document")
     op_name = top.get("db_op")
     try:
-        kind = OpKind(op_name)
+        kind = OpKind(op_name if isinstance(op_name, str) else "")
     except ValueError:
         raise MalformedOperation(
             f"typed_sql: db_op must be one of insert, update, delete; got {op_name!r}"

@@ -21,7 +21,9 @@ HYPERSWITCH_SCHEMA = ROOT.parent / "shared" / "fixtures" / "hyperswitch" / "sche
 if not HYPERSWITCH_SCHEMA.exists():  # a fresh clone keeps its own copy
     HYPERSWITCH_SCHEMA = ROOT / "tests" / "fixtures" / "hyperswitch_schema.sql"
 
-PG_ADMIN_DSN = os.environ.get("DRAINER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "DRAINER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -44,10 +46,10 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def _load_schema(dbname: str, sql_path: Path) -> None:
+async def _load_schema(dbname: str, sql: str) -> None:
     conn = await asyncpg.connect(_dsn_for(dbname))
     try:
-        await conn.execute(sql_path.read_text())
+        await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -57,7 +59,7 @@ def hyperswitch_template() -> Iterator[str]:
     """A template database holding Hyperswitch's schema, built once per run."""
     name = f"drainer_hs_tmpl_{RUN_ID}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    asyncio.run(_load_schema(name, HYPERSWITCH_SCHEMA))
+    asyncio.run(_load_schema(name, HYPERSWITCH_SCHEMA.read_text()))
     yield name
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

@@ -26,14 +26,23 @@ async def _setup(tmp_path: Path, dsn: str, prefix: str, **drainer: int) -> Path:
         await conn.run_sync(Base.metadata.create_all)
     await engine.dispose()
     return write_config(
-        tmp_path / "c.toml", dsn, prefix=prefix, drainer=drainer,
+        tmp_path / "c.toml",
+        dsn,
+        prefix=prefix,
+        drainer=drainer,
         tables={"models_module": "tests.support.models", "reflect": False},
     )
 
 
 def _charge(charge_id: str, wallet_id: str = "w1", **extra: object) -> dict[str, object]:
-    return {"charge_id": charge_id, "wallet_id": wallet_id, "amount": 1, "status": "pending",
-            "created_at": NOW, **extra}
+    return {
+        "charge_id": charge_id,
+        "wallet_id": wallet_id,
+        "amount": 1,
+        "status": "pending",
+        "created_at": NOW,
+        **extra,
+    }
 
 
 async def test_poison_entries_are_dead_lettered_and_the_rest_applies(
@@ -47,7 +56,13 @@ async def test_poison_entries_are_dead_lettered_and_the_rest_applies(
     stream = layout.stream_for(key)
 
     def raw(typed_sql: str, **fields: str) -> dict[str, str]:
-        return {"request_id": "r", "global_id": key, "typed_sql": typed_sql, "pushed_at": "1", **fields}
+        return {
+            "request_id": "r",
+            "global_id": key,
+            "typed_sql": typed_sql,
+            "pushed_at": "1",
+            **fields,
+        }
 
     try:
         await producer.insert(Wallet, {"wallet_id": "w1", "owner": "o"}, partition_key=key)
@@ -55,10 +70,16 @@ async def test_poison_entries_are_dead_lettered_and_the_rest_applies(
         await producer.insert(Charge, _charge("c1"), partition_key=key)
         await redis.xadd(stream, {"global_id": key, "typed_sql": "{}"})  # missing fields
         await redis.xadd(stream, raw(dumps(insert_op("no_such_table", {"a": 1}).to_wire())))
-        await redis.xadd(stream, raw(dumps(insert_op("charge", _charge("c2", colour="red")).to_wire())))
-        await redis.xadd(stream, raw(dumps(insert_op("charge", _charge("c3", amount="lots")).to_wire())))
+        await redis.xadd(
+            stream, raw(dumps(insert_op("charge", _charge("c2", colour="red")).to_wire()))
+        )
+        await redis.xadd(
+            stream, raw(dumps(insert_op("charge", _charge("c3", amount="lots")).to_wire()))
+        )
         await producer.insert(Charge, _charge("c4", wallet_id="w404"), partition_key=key)  # FK
-        await producer.insert(Wallet, {"wallet_id": "w2", "owner": "x" * 40}, partition_key=key)  # too long
+        await producer.insert(
+            Wallet, {"wallet_id": "w2", "owner": "x" * 40}, partition_key=key
+        )  # too long
         await producer.update(Charge, {"charge_id": "c1"}, {"seq": 5}, partition_key=key)
         counters = (await drain_burst(settings_from(config)))["t1"]
         letters = await DeadLetterStream(redis, layout.dead_letter_key).all()
@@ -68,7 +89,12 @@ async def test_poison_entries_are_dead_lettered_and_the_rest_applies(
     assert await stream_totals(redis_prefix) == (0, 0)
     reasons = [(d.error_class, d.error) for d in letters]
     assert [c for c, _ in reasons] == [
-        "malformed", "malformed", "unknown_table", "unknown_column", "coercion", "constraint",
+        "malformed",
+        "malformed",
+        "unknown_table",
+        "unknown_column",
+        "coercion",
+        "constraint",
         "coercion",
     ], reasons
     assert "not valid JSON" in reasons[0][1]
@@ -126,7 +152,9 @@ async def test_replayed_insert_of_an_existing_row_counts_as_applied(
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     layout = StreamLayout("DRAINER_STREAM", 8, redis_prefix)
     try:
-        await Producer(redis, layout).insert(Wallet, {"wallet_id": "w1", "owner": "o"}, partition_key="k")
+        await Producer(redis, layout).insert(
+            Wallet, {"wallet_id": "w1", "owner": "o"}, partition_key="k"
+        )
         counters = (await drain_burst(settings_from(config)))["t1"]
         assert await DeadLetterStream(redis, layout.dead_letter_key).length() == 0
         assert counters["applied"] == 1
@@ -149,7 +177,9 @@ async def test_first_delivery_below_the_watermark_is_dead_lettered_not_dropped(
         await drain_burst(settings_from(config))
         # the stream is lost and recreated with ids below what was applied
         await redis.delete(stream)
-        fields = producer.fields(insert_op(Wallet, {"wallet_id": "w9", "owner": "o"}), partition_key="k")
+        fields = producer.fields(
+            insert_op(Wallet, {"wallet_id": "w9", "owner": "o"}), partition_key="k"
+        )
         await redis.xadd(stream, fields, id="1-1")
         await drain_burst(settings_from(config))
         letters = await DeadLetterStream(redis, layout.dead_letter_key).all()

@@ -33,7 +33,8 @@ CREATE TABLE violations (id bigserial PRIMARY KEY, key text, old_version int, ne
 CREATE FUNCTION item_order() RETURNS trigger AS $$
 BEGIN
   IF NEW.version <> OLD.version + 1 THEN
-    INSERT INTO violations (key, old_version, new_version) VALUES (OLD.key, OLD.version, NEW.version);
+    INSERT INTO violations (key, old_version, new_version)
+    VALUES (OLD.key, OLD.version, NEW.version);
   END IF;
   INSERT INTO applied_log (key, version) VALUES (NEW.key, NEW.version);
   PERFORM pg_sleep(0.003);  -- batches take time, so a kill lands inside one
@@ -76,73 +77,78 @@ async def test_order_and_exactly_once_across_processes_with_sigkill(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
     conn = await asyncpg.connect(pg_dsn)
-    await conn.execute(SCHEMA)
-    config = write_config(
-        tmp_path / "eo.toml", pg_dsn, prefix=redis_prefix,
-        drainer={"num_partitions": PARTITIONS, "max_read_count": 8, "claim_min_idle_ms": 1500,
-                 "max_concurrent_partitions": 4},
-    )
-    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    producer = Producer(redis, StreamLayout("DRAINER_STREAM", PARTITIONS, redis_prefix))
-    ops = _operations()
-    total = len(ops)
-    procs = [spawn_drainer(config, consumer=f"eo-{i}") for i in range(3)]
     try:
-        chunk = total // 30
-        await producer.append_many(ops[:chunk])
+        await conn.execute(SCHEMA)
+        config = write_config(
+            tmp_path / "eo.toml",
+            pg_dsn,
+            prefix=redis_prefix,
+            drainer={
+                "num_partitions": PARTITIONS,
+                "max_read_count": 8,
+                "claim_min_idle_ms": 1500,
+                "max_concurrent_partitions": 4,
+            },
+        )
+        redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+        producer = Producer(redis, StreamLayout("DRAINER_STREAM", PARTITIONS, redis_prefix))
+        ops = _operations()
+        total = len(ops)
+        procs = [spawn_drainer(config, consumer=f"eo-{i}") for i in range(3)]
+        try:
+            chunk = total // 30
+            await producer.append_many(ops[:chunk])
 
-        async def started() -> bool:
-            return bool(await conn.fetchval("SELECT count(*) FROM item"))
+            async def started() -> bool:
+                return bool(await conn.fetchval("SELECT count(*) FROM item"))
 
-        await wait_until(started, timeout_s=60)
-        killed = False
-        for n, start in enumerate(range(chunk, total, chunk)):
-            await producer.append_many(ops[start : start + chunk])
-            await asyncio.sleep(0.1)
-            if n >= 8 and not killed and await _pending_on(redis, redis_prefix, "eo-0"):
-                procs[0].send_signal(signal.SIGKILL)  # dies holding a batch
-                stop_process(procs[0])
-                orphaned = await _pending_on(redis, redis_prefix, "eo-0")
-                procs.append(spawn_drainer(config, consumer="eo-3"))
-                killed = True
-        assert killed and procs[0].returncode == -signal.SIGKILL
-        assert orphaned > 0, "the killed process must have died holding entries"
+            await wait_until(started, timeout_s=60)
+            killed = False
+            for n, start in enumerate(range(chunk, total, chunk)):
+                await producer.append_many(ops[start : start + chunk])
+                await asyncio.sleep(0.1)
+                if n >= 8 and not killed and await _pending_on(redis, redis_prefix, "eo-0"):
+                    procs[0].send_signal(signal.SIGKILL)  # dies holding a batch
+                    stop_process(procs[0])
+                    orphaned = await _pending_on(redis, redis_prefix, "eo-0")
+                    procs.append(spawn_drainer(config, consumer="eo-3"))
+                    killed = True
+            assert killed and procs[0].returncode == -signal.SIGKILL
+            assert orphaned > 0, "the killed process must have died holding entries"
 
-        async def all_applied() -> bool:
-            done = await conn.fetchval(
-                "SELECT count(*) FROM item WHERE version = $1", UPDATES_PER_KEY
-            )
-            return done == KEYS and await stream_totals(redis_prefix) == (0, 0)
+            async def all_applied() -> bool:
+                done = await conn.fetchval(
+                    "SELECT count(*) FROM item WHERE version = $1", UPDATES_PER_KEY
+                )
+                return done == KEYS and await stream_totals(redis_prefix) == (0, 0)
 
-        await wait_until(all_applied, timeout_s=120, interval_s=0.5)
-        outputs = []
-        for proc in procs[1:]:
-            code, out = stop_process(proc)
-            assert code == 0, out
-            outputs.append(out)
-        # the killed consumer's pending entries were taken over by a live one
-        assert any("took over" in out for out in outputs), outputs
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                stop_process(proc, signal.SIGKILL)
-        await redis.aclose()
-        if not (await stream_totals(redis_prefix) == (0, 0)):
-            await conn.close()
+            await wait_until(all_applied, timeout_s=120, interval_s=0.5)
+            outputs = []
+            for proc in procs[1:]:
+                code, out = stop_process(proc)
+                assert code == 0, out
+                outputs.append(out)
+            # the killed consumer's pending entries were taken over by a live one
+            assert any("took over" in out for out in outputs), outputs
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    stop_process(proc, signal.SIGKILL)
+            await redis.aclose()
 
-    try:
         assert await conn.fetch("SELECT * FROM violations") == []
         counts = await conn.fetch(
-            "SELECT key, version, count(*) AS n FROM applied_log GROUP BY key, version HAVING count(*) > 1"
+            "SELECT key, version, count(*) AS n FROM applied_log"
+            " GROUP BY key, version HAVING count(*) > 1"
         )
         assert counts == [], f"updates applied twice: {counts[:5]}"
         assert await conn.fetchval("SELECT count(*) FROM applied_log") == KEYS * UPDATES_PER_KEY
         assert await conn.fetchval("SELECT count(*) FROM item") == KEYS
         assert await conn.fetchval("SELECT count(DISTINCT payload) FROM item") == 1
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            assert await client.xlen(f"{redis_prefix}:drainer:dead_letter") == 0
+        finally:
+            await client.aclose()
     finally:
         await conn.close()
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        assert await client.xlen(f"{redis_prefix}:drainer:dead_letter") == 0
-    finally:
-        await client.aclose()

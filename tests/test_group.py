@@ -27,7 +27,9 @@ def test_partition_is_crc32_mod_n_and_keys_carry_the_hash_tag() -> None:
     assert len(set(StreamLayout(num_partitions=64).all_streams())) == 64
 
 
-async def test_backlog_written_before_the_group_exists_is_read(redis_url: str, redis_prefix: str) -> None:
+async def test_backlog_written_before_the_group_exists_is_read(
+    redis_url: str, redis_prefix: str
+) -> None:
     r = await _client(redis_url)
     key = f"{redis_prefix}:{{shard_0}}_S"
     try:
@@ -42,7 +44,9 @@ async def test_backlog_written_before_the_group_exists_is_read(redis_url: str, r
         await r.aclose()
 
 
-async def test_second_consumer_waits_while_first_holds_fresh_entries(redis_url: str, redis_prefix: str) -> None:
+async def test_second_consumer_waits_while_first_holds_fresh_entries(
+    redis_url: str, redis_prefix: str
+) -> None:
     r = await _client(redis_url)
     key = f"{redis_prefix}:{{shard_1}}_S"
     try:
@@ -70,7 +74,9 @@ async def test_second_consumer_waits_while_first_holds_fresh_entries(redis_url: 
         await r.aclose()
 
 
-async def test_idle_entries_of_a_dead_consumer_are_claimed_first(redis_url: str, redis_prefix: str) -> None:
+async def test_idle_entries_of_a_dead_consumer_are_claimed_first(
+    redis_url: str, redis_prefix: str
+) -> None:
     r = await _client(redis_url)
     key = f"{redis_prefix}:{{shard_2}}_S"
     try:
@@ -91,7 +97,9 @@ async def test_idle_entries_of_a_dead_consumer_are_claimed_first(redis_url: str,
         await r.aclose()
 
 
-async def test_refresh_keeps_a_long_batch_from_being_claimed(redis_url: str, redis_prefix: str) -> None:
+async def test_refresh_keeps_a_long_batch_from_being_claimed(
+    redis_url: str, redis_prefix: str
+) -> None:
     r = await _client(redis_url)
     key = f"{redis_prefix}:{{shard_3}}_S"
     try:
@@ -110,7 +118,9 @@ async def test_refresh_keeps_a_long_batch_from_being_claimed(redis_url: str, red
         await r.aclose()
 
 
-async def test_deleted_pending_entry_comes_back_without_fields(redis_url: str, redis_prefix: str) -> None:
+async def test_deleted_pending_entry_comes_back_without_fields(
+    redis_url: str, redis_prefix: str
+) -> None:
     r = await _client(redis_url)
     key = f"{redis_prefix}:{{shard_4}}_S"
     try:
@@ -125,7 +135,9 @@ async def test_deleted_pending_entry_comes_back_without_fields(redis_url: str, r
         await r.aclose()
 
 
-async def test_uncount_takes_back_a_delivery_that_was_not_tried(redis_url: str, redis_prefix: str) -> None:
+async def test_uncount_takes_back_a_delivery_that_was_not_tried(
+    redis_url: str, redis_prefix: str
+) -> None:
     r = await _client(redis_url)
     key = f"{redis_prefix}:{{shard_5}}_S"
     try:

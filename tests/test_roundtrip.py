@@ -25,10 +25,14 @@ async def _create_declared_tables(dsn: str) -> None:
     await engine.dispose()
 
 
-async def test_declared_models_insert_update_delete(tmp_path: Path, pg_dsn: str, redis_prefix: str) -> None:
+async def test_declared_models_insert_update_delete(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
     await _create_declared_tables(pg_dsn)
     config = write_config(
-        tmp_path / "d.toml", pg_dsn, prefix=redis_prefix,
+        tmp_path / "d.toml",
+        pg_dsn,
+        prefix=redis_prefix,
         tables={"models_module": "tests.support.models", "reflect": False},
     )
     settings = settings_from(config)
@@ -36,26 +40,44 @@ async def test_declared_models_insert_update_delete(tmp_path: Path, pg_dsn: str,
     producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
     created = dt.datetime(2026, 3, 1, 9, 30, 15, 123000)
     try:
-        await producer.insert(Wallet, {"wallet_id": "w1", "owner": "ann", "note": "first"}, partition_key="w1")
+        await producer.insert(
+            Wallet, {"wallet_id": "w1", "owner": "ann", "note": "first"}, partition_key="w1"
+        )
         await producer.insert(
             Charge,
             {
-                "charge_id": "c1", "wallet_id": "w1", "amount": 1250, "fee": "0.3750",
-                "status": "pending", "card": b"\x00\x01\xfe\xff", "meta": {"k": [1, 2]},
-                "extra": None, "created_at": created, "seq": 1,
+                "charge_id": "c1",
+                "wallet_id": "w1",
+                "amount": 1250,
+                "fee": "0.3750",
+                "status": "pending",
+                "card": b"\x00\x01\xfe\xff",
+                "meta": {"k": [1, 2]},
+                "extra": None,
+                "created_at": created,
+                "seq": 1,
             },
             partition_key="w1",
         )
         # null leaves the column unchanged (diesel's AsChangeset rule)
         await producer.update(
-            Charge, {"charge_id": "c1"},
-            {"status": "charged", "fee": None, "meta": None, "seq": 2}, partition_key="w1",
+            Charge,
+            {"charge_id": "c1"},
+            {"status": "charged", "fee": None, "meta": None, "seq": 2},
+            partition_key="w1",
         )
-        await producer.update(Wallet, {"wallet_id": "w1", "owner": "ann"}, {"note": "second"}, partition_key="w1")
+        await producer.update(
+            Wallet, {"wallet_id": "w1", "owner": "ann"}, {"note": "second"}, partition_key="w1"
+        )
         await producer.insert(
             Charge,
-            {"charge_id": "c2", "wallet_id": "w1", "amount": 5, "status": "pending",
-             "created_at": "2026-03-01T10:00:00+02:00"},
+            {
+                "charge_id": "c2",
+                "wallet_id": "w1",
+                "amount": 5,
+                "status": "pending",
+                "created_at": "2026-03-01T10:00:00+02:00",
+            },
             partition_key="w1",
         )
         await producer.delete(Charge, {"charge_id": "c2"}, partition_key="w1")
@@ -84,7 +106,9 @@ async def test_declared_models_insert_update_delete(tmp_path: Path, pg_dsn: str,
         await conn.close()
 
 
-async def test_hyperswitch_tables_reflected(tmp_path: Path, hyperswitch_dsn: str, redis_prefix: str) -> None:
+async def test_hyperswitch_tables_reflected(
+    tmp_path: Path, hyperswitch_dsn: str, redis_prefix: str
+) -> None:
     config = write_config(tmp_path / "h.toml", hyperswitch_dsn, prefix=redis_prefix)
     settings = settings_from(config)
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -94,23 +118,36 @@ async def test_hyperswitch_tables_reflected(tmp_path: Path, hyperswitch_dsn: str
         await producer.insert(
             "address",
             {
-                "address_id": "add_1", "city": "Pune", "country": "IN", "line1": [76, 49],
-                "created_at": "2026-01-01 10:00:00.123", "modified_at": "2026-01-01T10:00:00Z",
-                "merchant_id": "m1", "payment_id": "pay_1", "zip": [52, 49, 49],
+                "address_id": "add_1",
+                "city": "Pune",
+                "country": "IN",
+                "line1": [76, 49],
+                "created_at": "2026-01-01 10:00:00.123",
+                "modified_at": "2026-01-01T10:00:00Z",
+                "merchant_id": "m1",
+                "payment_id": "pay_1",
+                "zip": [52, 49, 49],
             },
             partition_key=gid,
         )
         await producer.update(
-            "address", {"address_id": "add_1", "city": "Pune"},
+            "address",
+            {"address_id": "add_1", "city": "Pune"},
             {"city": "Goa", "line1": None, "modified_at": [2026, 2, 11, 0, 0, 500_000_000]},
             partition_key=gid,
         )
         await producer.insert(
             "customer",
-            {"customer_id": "cus_1", "merchant_id": "m1", "name": [65, 66], "email": None,
-             "created_at": "2026-01-01T10:00:00.123456789+05:30",
-             "modified_at": "2026-01-01 04:30:00", "connector_customer": {"stripe": "cus_x"},
-             "version": "v1"},
+            {
+                "customer_id": "cus_1",
+                "merchant_id": "m1",
+                "name": [65, 66],
+                "email": None,
+                "created_at": "2026-01-01T10:00:00.123456789+05:30",
+                "modified_at": "2026-01-01 04:30:00",
+                "connector_customer": {"stripe": "cus_x"},
+                "version": "v1",
+            },
             partition_key=gid,
         )
         await producer.insert(
@@ -120,14 +157,23 @@ async def test_hyperswitch_tables_reflected(tmp_path: Path, hyperswitch_dsn: str
         )
         await producer.insert(
             "payment_intent",
-            {"payment_id": "pay_1", "merchant_id": "m1", "status": "requires_payment_method",
-             "amount": 6540, "currency": "USD", "metadata": {"order": 7},
-             "created_at": [2026, 32, 8, 15, 0, 0], "modified_at": "2026-02-01 08:15:00",
-             "attempt_count": "1", "customer_details": [1, 2, 3]},
+            {
+                "payment_id": "pay_1",
+                "merchant_id": "m1",
+                "status": "requires_payment_method",
+                "amount": 6540,
+                "currency": "USD",
+                "metadata": {"order": 7},
+                "created_at": [2026, 32, 8, 15, 0, 0],
+                "modified_at": "2026-02-01 08:15:00",
+                "attempt_count": "1",
+                "customer_details": [1, 2, 3],
+            },
             partition_key=gid,
         )
         await producer.update(
-            "payment_intent", {"payment_id": "pay_1", "merchant_id": "m1", "amount": 6540},
+            "payment_intent",
+            {"payment_id": "pay_1", "merchant_id": "m1", "amount": 6540},
             {"status": "succeeded", "amount": 7000, "metadata": None, "attempt_count": 2},
             partition_key=gid,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,7 +103,9 @@ def spawn_drainer(config: Path, *args: str, consumer: str | None = None) -> subp
     )
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 30) -> tuple[int, str]:
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 30
+) -> tuple[int, str]:
     """Signal a drainer process and wait; returns (exit code, its output)."""
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -114,6 +117,13 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeo
     return proc.returncode, out.decode(errors="replace")
 
 
+async def stop_process_async(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 30
+) -> tuple[int, str]:
+    """:func:`stop_process` without blocking the test's event loop (which may run a proxy)."""
+    return await asyncio.to_thread(stop_process, proc, sig, timeout_s)
+
+
 async def stream_totals(prefix: str, *, group: str = "drainer") -> tuple[int, int]:
     """(entries in all of a prefix's partition streams, entries pending in their groups)."""
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -121,10 +131,8 @@ async def stream_totals(prefix: str, *, group: str = "drainer") -> tuple[int, in
         length = pending = 0
         async for key in client.scan_iter(match=f"{prefix}:{{shard_*", count=1000):
             length += await client.xlen(key)
-            try:
+            with contextlib.suppress(aioredis.ResponseError):
                 pending += (await client.xpending(key, group))["pending"]
-            except aioredis.ResponseError:
-                pass
         return length, pending
     finally:
         await client.aclose()
