@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ log = logging.getLogger("drainer.store")
 REDIS_SOCKET_TIMEOUT_S = 10.0
 REDIS_CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 5.0
+DEFAULT_PORT = 6379
 
 
 def _json_dumps(value: Any) -> str:
@@ -44,12 +46,20 @@ def make_redis(settings: RedisSettings) -> RedisClient:
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
     }
     if settings.cluster_enabled:
+        # every node is a startup node, so the client starts while any one answers
         nodes = []
-        for url in settings.cluster_urls:
-            hostport = url.split("://", 1)[-1].rsplit("@", 1)[-1].split("/", 1)[0]
-            host, _, port = hostport.rpartition(":")
-            nodes.append(ClusterNode(host or hostport, int(port or 6379)))
-        return RedisCluster(startup_nodes=nodes, **common)
+        for url in settings.cluster_node_urls():
+            parts = urlsplit(url)
+            nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT))
+        first = urlsplit(settings.cluster_node_urls()[0])
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=unquote(first.username) if first.username else None,
+            password=unquote(first.password) if first.password else None,
+            ssl=first.scheme == "rediss",
+            max_connections=settings.pool_size,
+            **common,
+        )
     return Redis.from_url(settings.redis_url(), max_connections=settings.pool_size, **common)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.settings import Settings, load_settings
+from consumers.streams import StreamLayout
 
 REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAST_DRAINER = {
@@ -64,12 +65,13 @@ def write_config(
     drainer: Mapping[str, Any] | None = None,
     tables: Mapping[str, Any] | None = None,
     server: Mapping[str, Any] | None = None,
+    redis: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a settings file: one tenant (``prefix``, ``schema``) unless ``tenants`` given."""
     doc: dict[str, Mapping[str, Any]] = {
         "drainer": {**FAST_DRAINER, **(drainer or {})},
         "master_database": {"url": dsn, "pool_size": 5},
-        "redis": {"url": REDIS_URL},
+        "redis": redis or {"url": REDIS_URL},
         "server": {"enabled": False, **(server or {})},
         "multitenancy": {
             "enabled": True,
@@ -124,18 +126,29 @@ async def stop_process_async(
     return await asyncio.to_thread(stop_process, proc, sig, timeout_s)
 
 
-async def stream_totals(prefix: str, *, group: str = "drainer") -> tuple[int, int]:
-    """(entries in all of a prefix's partition streams, entries pending in their groups)."""
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+async def stream_totals(
+    prefix: str, *, group: str = "drainer", client: Any = None, partitions: int = 0
+) -> tuple[int, int]:
+    """(entries in all of a prefix's partition streams, entries pending in their groups).
+
+    With ``partitions`` the keys are computed (needed on Redis Cluster), else scanned.
+    """
+    own = client is None
+    client = client or aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
+        if partitions:
+            keys = StreamLayout("DRAINER_STREAM", partitions, prefix).all_streams()
+        else:
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:{{shard_*", count=1000)]
         length = pending = 0
-        async for key in client.scan_iter(match=f"{prefix}:{{shard_*", count=1000):
+        for key in keys:
             length += await client.xlen(key)
             with contextlib.suppress(aioredis.ResponseError):
                 pending += (await client.xpending(key, group))["pending"]
         return length, pending
     finally:
-        await client.aclose()
+        if own:
+            await client.aclose()
 
 
 async def wait_until(predicate: Any, *, timeout_s: float = 60, interval_s: float = 0.1) -> None:
