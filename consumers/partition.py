@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from consumers.dead_letter import DeadLetterStream, NewDeadLetter
 from consumers.entry import Envelope, decode_entry
@@ -163,6 +163,18 @@ class PartitionWorker:
             health.beat()
             try:
                 read = await self.group.read(self.read_count, self.options.claim_min_idle_ms)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    return self._failed("redis", exc)
+                # the stream was deleted (and maybe recreated): its group went with it
+                log.error(
+                    "partition %s: stream or group vanished; recreating the group", self.stream
+                )
+                try:
+                    await self.group.ensure_group()
+                except RedisError as again:
+                    return self._failed("redis", again)
+                return 0.0
             except RedisError as exc:
                 return self._failed("redis", exc)
             health.redis_ok = True

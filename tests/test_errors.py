@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.lifecycle import Drainer, open_stores
 from consumers.dead_letter import DeadLetterStream
 from consumers.producer import Producer, dumps, insert_op
 from consumers.streams import StreamLayout
 from tests.conftest import sqlalchemy_url
-from tests.support.drainer import REDIS_URL, settings_from, stream_totals, write_config
+from tests.support.drainer import REDIS_URL, settings_from, stream_totals, wait_until, write_config
 from tests.support.models import Base, Charge, Wallet
 from tests.support.run import drain_burst
 
@@ -190,4 +193,37 @@ async def test_first_delivery_below_the_watermark_is_dead_lettered_not_dropped(
     try:
         assert await conn.fetchval("SELECT count(*) FROM wallet WHERE wallet_id = 'w9'") == 0
     finally:
+        await conn.close()
+
+
+async def test_a_running_drainer_survives_its_stream_being_deleted(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    config = await _setup(tmp_path, pg_dsn, redis_prefix)
+    settings = settings_from(config)
+    stores = await open_stores(settings)
+    drainer = Drainer(settings, stores, serve_api=False)
+    task = asyncio.create_task(drainer.run())
+    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+
+        def wallets(n: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return bool(await conn.fetchval("SELECT count(*) FROM wallet") == n)
+
+            return check
+
+        await producer.insert(Wallet, {"wallet_id": "w1", "owner": "o"}, partition_key="k")
+        await wait_until(wallets(1), timeout_s=30)
+        await redis.delete(producer.layout.stream_for("k"))  # group gone with it
+        await producer.insert(Wallet, {"wallet_id": "w2", "owner": "o"}, partition_key="k")
+        await wait_until(wallets(2), timeout_s=30)
+        assert not task.done()
+    finally:
+        drainer.request_stop("test over")
+        await task
+        await drainer.close()
+        await redis.aclose()
         await conn.close()
