@@ -66,6 +66,12 @@ def operations(keys: int, updates_per_key: int) -> list[tuple[Operation, str]]:
     return out
 
 
+async def _feed(producer: Producer, ops: list[tuple[Operation, str]], chunk: int) -> None:
+    for start in range(chunk, len(ops), chunk):
+        await producer.append_many(ops[start : start + chunk])
+        await asyncio.sleep(0.1)
+
+
 async def pending_on(redis: Any, prefix: str, consumer: str) -> int:
     """Entries pending on ``consumer`` over all partitions."""
     held = 0
@@ -113,19 +119,24 @@ async def run_scenario(
             async def started() -> bool:
                 return bool(await conn.fetchval("SELECT count(*) FROM item"))
 
-            await wait_until(started, timeout_s=60)
-            killed = False
-            orphaned = 0
-            for n, start in enumerate(range(chunk, total, chunk)):
-                await producer.append_many(ops[start : start + chunk])
-                await asyncio.sleep(0.1)
-                if n >= 8 and not killed and await pending_on(redis, prefix, "eo-0"):
-                    procs[0].send_signal(signal.SIGKILL)  # dies holding a batch
-                    stop_process(procs[0])
-                    orphaned = await pending_on(redis, prefix, "eo-0")
-                    procs.append(spawn_drainer(config, consumer="eo-new"))
-                    killed = True
-            assert killed and procs[0].returncode == -signal.SIGKILL
+            try:
+                await wait_until(started, timeout_s=60)
+            except AssertionError:
+                outputs = [stop_process(p)[1] for p in procs]
+                raise AssertionError(f"no drainer applied anything: {outputs}") from None
+            feeding = asyncio.create_task(_feed(producer, ops, chunk))
+            try:
+                # kill eo-0 the moment it is seen holding entries, while entries keep coming
+                while not await pending_on(redis, prefix, "eo-0"):
+                    assert not feeding.done(), "eo-0 was never seen holding a batch"
+                    await asyncio.sleep(0.01)
+                procs[0].send_signal(signal.SIGKILL)
+                stop_process(procs[0])
+                orphaned = await pending_on(redis, prefix, "eo-0")
+                procs.append(spawn_drainer(config, consumer="eo-new"))
+            finally:
+                await feeding
+            assert procs[0].returncode == -signal.SIGKILL
             assert orphaned > 0, "the killed process must have died holding entries"
 
             async def all_applied() -> bool:
