@@ -1,16 +1,24 @@
 """Shared fixtures: every test gets its own PostgreSQL database and Redis key prefix.
 
 The servers are the real ones named by ``DRAINER_TEST_PG_URL`` and
-``DRAINER_TEST_REDIS_URL`` (defaults: the local PostgreSQL and Redis).
+``DRAINER_TEST_REDIS_URL`` (defaults: the local PostgreSQL and Redis). When neither
+variable is set and nothing answers on the default port, the run starts an embedded
+server of that kind (the ``embedded`` extra) for itself and removes it at the end, so
+``make test`` works on a machine with no services at all. ``DRAINER_TEST_EMBEDDED=1``
+forces embedded servers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,11 +29,48 @@ HYPERSWITCH_SCHEMA = ROOT.parent / "shared" / "fixtures" / "hyperswitch" / "sche
 if not HYPERSWITCH_SCHEMA.exists():  # a fresh clone keeps its own copy
     HYPERSWITCH_SCHEMA = ROOT / "tests" / "fixtures" / "hyperswitch_schema.sql"
 
-PG_ADMIN_DSN = os.environ.get(
-    "DRAINER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+PG_ADMIN_DSN = os.environ.get("DRAINER_TEST_PG_URL", DEFAULT_PG_DSN)
+REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 RUN_ID = uuid.uuid4().hex[:8]
+_embedded: list[Any] = []
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start embedded servers for whatever is neither configured nor running locally."""
+    global PG_ADMIN_DSN, REDIS_URL
+    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    force = os.environ.get("DRAINER_TEST_EMBEDDED") == "1"
+    root = Path(tempfile.mkdtemp(prefix="drainer-test-servers-"))
+    _embedded.append(root)
+    if force or ("DRAINER_TEST_REDIS_URL" not in os.environ and not _answers(6379)):
+        redis_server = EmbeddedRedis(root / "redis")
+        REDIS_URL = redis_server.start()
+        _embedded.append(redis_server)
+    if force or ("DRAINER_TEST_PG_URL" not in os.environ and not _answers(5432)):
+        pg_server = EmbeddedPostgres(root / "postgres")
+        PG_ADMIN_DSN = pg_server.start()
+        _embedded.append(pg_server)
+    # test modules and the drainer processes they start read the same variables
+    os.environ["DRAINER_TEST_REDIS_URL"] = REDIS_URL
+    os.environ["DRAINER_TEST_PG_URL"] = PG_ADMIN_DSN
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for item in reversed(_embedded):
+        if isinstance(item, Path):
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.stop()
+    _embedded.clear()
 
 
 def _dsn_for(dbname: str) -> str:
