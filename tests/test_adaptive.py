@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from app.lifecycle import consumer_options, open_stores
+from app.store import Store
 from consumers.partition import PartitionWorker
 from consumers.producer import insert_op
 from tests.support.drainer import settings_from, write_config
@@ -17,23 +21,17 @@ from tests.support.proxy import TcpProxy
 MAX_READ = 64
 
 
-async def test_read_count_grows_while_behind_and_idle_polls_back_off(
-    tmp_path: Path, pg_dsn: str, redis_prefix: str
-) -> None:
-    conn = await asyncpg.connect(pg_dsn)
-    await conn.execute("CREATE TABLE row_ (id text PRIMARY KEY)")
-    await conn.close()
+@asynccontextmanager
+async def _worker(
+    tmp_path: Path, dsn: str, prefix: str, rows: int, **drainer: Any
+) -> AsyncIterator[tuple[PartitionWorker, Store]]:
+    """One partition's worker over a table ``row_``, with ``rows`` inserts waiting."""
     settings = settings_from(
         write_config(
             tmp_path / "a.toml",
-            pg_dsn,
-            prefix=redis_prefix,
-            drainer={
-                "num_partitions": 1,
-                "max_read_count": MAX_READ,
-                "loop_interval": 10,
-                "idle_poll_max_ms": 80,
-            },
+            dsn,
+            prefix=prefix,
+            drainer={"num_partitions": 1, "max_read_count": MAX_READ, **drainer},
         )
     )
     stores = await open_stores(settings)
@@ -49,8 +47,29 @@ async def test_read_count_grows_while_behind_and_idle_polls_back_off(
     try:
         await worker.group.ensure_group()
         await store.producer.append_many(
-            (insert_op("row_", {"id": f"r{i}"}), "k") for i in range(300)
+            (insert_op("row_", {"id": f"r{i}"}), "k") for i in range(rows)
         )
+        yield worker, store
+    finally:
+        await store.close()
+        await store.redis.aclose()
+
+
+async def _create_table(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE row_ (id text PRIMARY KEY)")
+    finally:
+        await conn.close()
+
+
+async def test_read_count_grows_while_behind_and_idle_polls_back_off(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    await _create_table(pg_dsn)
+    async with _worker(
+        tmp_path, pg_dsn, redis_prefix, 300, loop_interval=10, idle_poll_max_ms=80
+    ) as (worker, store):
         counts = []
         while await worker.group.length():
             counts.append(worker.read_count)
@@ -64,59 +83,29 @@ async def test_read_count_grows_while_behind_and_idle_polls_back_off(
         await store.producer.append_many([(insert_op("row_", {"id": "late"}), "k")])
         assert await worker.step() == 0.0
         assert await worker.step() == 0.01  # busy again: back to the short interval
-    finally:
-        for s in stores.values():
-            await s.close()
-        await store.redis.aclose()
 
 
 async def test_failed_batch_halves_the_read_count(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
-    conn = await asyncpg.connect(pg_dsn)
-    await conn.execute("CREATE TABLE row_ (id text PRIMARY KEY)")
-    await conn.close()
+    await _create_table(pg_dsn)
     target = urlsplit(pg_dsn)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
     proxied = pg_dsn.replace(target.netloc, f"{target.username}@127.0.0.1:{proxy.port}")
-    settings = settings_from(
-        write_config(
-            tmp_path / "a.toml",
-            proxied,
-            prefix=redis_prefix,
-            drainer={"num_partitions": 1, "max_read_count": MAX_READ},
-        )
-    )
-    stores = await open_stores(settings)
-    store = stores["t1"]
-    worker = PartitionWorker(
-        store.tenant,
-        0,
-        store.redis,
-        consumer_options(settings),
-        asyncio.Semaphore(1),
-        asyncio.Event(),
-    )
     try:
-        await worker.group.ensure_group()
-        await store.producer.append_many(
-            (insert_op("row_", {"id": f"r{i}"}), "k") for i in range(100)
-        )
-        await worker.step()
-        await worker.step()
-        assert worker.read_count == 40
-        await proxy.cut()  # the database becomes unreachable mid-drain
-        delay = await worker.step()
-        assert delay > 0
-        assert worker.read_count == 20
-        assert not store.tenant.health.db_ok
-        assert await worker.group.length() == 70  # nothing acknowledged
-        await proxy.restore()
-        assert await worker.step() == 0.0
-        assert store.tenant.health.db_ok
+        async with _worker(tmp_path, proxied, redis_prefix, 100) as (worker, store):
+            await worker.step()
+            await worker.step()
+            assert worker.read_count == 40
+            await proxy.cut()  # the database becomes unreachable mid-drain
+            delay = await worker.step()
+            assert delay > 0
+            assert worker.read_count == 20
+            assert not store.tenant.health.db_ok
+            assert await worker.group.length() == 70  # nothing acknowledged
+            await proxy.restore()
+            assert await worker.step() == 0.0
+            assert store.tenant.health.db_ok
     finally:
-        for s in stores.values():
-            await s.close()
-        await store.redis.aclose()
         await proxy.close()
