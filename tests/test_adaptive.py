@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -16,7 +15,7 @@ from app.store import Store
 from consumers.partition import PartitionWorker
 from consumers.producer import insert_op
 from tests.support.drainer import settings_from, write_config
-from tests.support.proxy import TcpProxy
+from tests.support.proxy import proxy_for
 
 MAX_READ = 64
 
@@ -89,10 +88,7 @@ async def test_failed_batch_halves_the_read_count(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
     await _create_table(pg_dsn)
-    target = urlsplit(pg_dsn)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    proxied = pg_dsn.replace(target.netloc, f"{target.username}@127.0.0.1:{proxy.port}")
+    proxy, proxied = await proxy_for(pg_dsn)
     try:
         async with _worker(tmp_path, proxied, redis_prefix, 100) as (worker, store):
             await worker.step()

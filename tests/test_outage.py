@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -19,7 +18,7 @@ from tests.support.drainer import (
     wait_until,
     write_config,
 )
-from tests.support.proxy import TcpProxy
+from tests.support.proxy import proxy_for
 
 OUTAGE_S = 10
 
@@ -27,10 +26,7 @@ OUTAGE_S = 10
 async def test_database_outage_keeps_entries_and_the_process(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
-    target = urlsplit(pg_dsn)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    proxied = pg_dsn.replace(target.netloc, f"{target.username}@127.0.0.1:{proxy.port}")
+    proxy, proxied = await proxy_for(pg_dsn)
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute("CREATE TABLE event (id text PRIMARY KEY, n int NOT NULL)")
     config = write_config(

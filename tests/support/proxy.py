@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -66,3 +67,12 @@ class TcpProxy:
             self._writers.discard(dst)
             with contextlib.suppress(Exception):
                 dst.transport.abort()
+
+
+async def proxy_for(dsn: str) -> tuple[TcpProxy, str]:
+    """Start a proxy to the database of ``dsn``; returns it and the DSN that goes through it."""
+    target = urlsplit(dsn)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    user = f"{target.username}@" if target.username else ""
+    return proxy, dsn.replace(target.netloc, f"{user}127.0.0.1:{proxy.port}")
