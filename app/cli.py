@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app.settings import SettingsError, load_settings
+from app.settings import Settings, SettingsError, load_settings
 from app.telemetry import configure_logging
+
+T = TypeVar("T")
+#: Columns of the benchmark report when stdout is not a terminal.
+REPORT_WIDTH = 150
 
 cli = typer.Typer(
     add_completion=False,
@@ -31,7 +36,7 @@ def _root() -> None:
     """Drain database operations from partitioned Redis Streams into PostgreSQL."""
 
 
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+def _run_loop(main: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
 
@@ -64,6 +69,254 @@ def run(
         typer.echo(f"drainer: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+RedisUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url", help="Redis to use; default: the settings' Redis, else an embedded one."
+    ),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL to use; default: the settings' database, else an embedded one.",
+    ),
+]
+
+
+def _server_urls(
+    config: Path | None, redis_url: str | None, database_url: str | None
+) -> tuple[Settings, str | None, str | None]:
+    """The settings, and explicit URLs, else the ones the settings configure (None: unset)."""
+    from app.embedded import configured_urls, plain_postgres_url
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        typer.echo(f"drainer: bad settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if settings.redis.cluster_enabled and redis_url is None:
+        typer.echo(
+            "drainer: the demo and the benchmark need a single Redis, not a cluster", err=True
+        )
+        raise typer.Exit(2)
+    from_settings = configured_urls(settings)
+    redis = redis_url or from_settings[0]
+    database = plain_postgres_url(database_url) if database_url else from_settings[1]
+    return settings, redis, database
+
+
+def _parse_sets(values: list[str]) -> dict[str, int | float | str | bool]:
+    parsed: dict[str, int | float | str | bool] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        value: int | float | str | bool = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(raw)
+                    break
+                except ValueError:
+                    continue
+        parsed[key.strip()] = value
+    return parsed
+
+
+@cli.command()
+def bench(
+    entries: Annotated[
+        int, typer.Option(min=100, help="Backlog drained by each contender (entries).")
+    ] = 500_000,
+    partitions: Annotated[int, typer.Option(min=1, help="Partition streams.")] = 64,
+    rss_entries: Annotated[
+        str,
+        typer.Option(help="Backlogs whose peak RSS is compared, comma-separated (entries)."),
+    ] = "100000,1000000",
+    delay_seconds: Annotated[
+        float, typer.Option(min=0, help="Length of the fixed-rate delay run (0 skips it).")
+    ] = 20.0,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny sizes for a smoke run (overrides the sizes).")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
+    ] = None,
+    settings_overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A setting of the drainer under test, KEY=VALUE for [drainer] or "
+            "SECTION.KEY=VALUE (repeatable).",
+        ),
+    ] = None,
+    profile_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="Record py-spy flame graphs of the drainer's drains into this directory "
+            "(slows it down: for finding hot spots, not for numbers).",
+        ),
+    ] = None,
+    redis_url: RedisUrlOption = None,
+    database_url: DatabaseUrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Benchmark the drainer against the seed's algorithm and COPY, on the same data."""
+    import json
+    import logging
+    import tempfile
+
+    from rich.console import Console
+
+    from app import bench as benchmark
+    from app.embedded import EmbeddedError, servers
+
+    drainer_settings = _parse_sets(settings_overrides or [])
+    try:
+        sizes = tuple(int(part) for part in rss_entries.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter("expected integers", param_hint="--rss-entries") from None
+    if quick:
+        entries, sizes, delay_seconds = (
+            benchmark.QUICK_ENTRIES,
+            benchmark.QUICK_RSS_ENTRIES,
+            min(delay_seconds, benchmark.QUICK_DELAY_S),
+        )
+    _, redis, database = _server_urls(config, redis_url, database_url)
+    console = Console(stderr=True)
+    configure_logging("WARNING")
+    logging.getLogger("drainer.embedded").setLevel(logging.INFO)
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]bench:[/dim] {message}")
+
+    try:
+        with (
+            servers(redis, database, label="drainer-bench") as found,
+            tempfile.TemporaryDirectory(prefix="drainer-bench-run-") as workdir,
+        ):
+            options = benchmark.BenchOptions(
+                redis_url=found.redis_url,
+                database_url=found.database_url,
+                entries=entries,
+                partitions=partitions,
+                rss_entries=sizes,
+                delay_s=delay_seconds,
+                drainer_settings=drainer_settings,
+                workdir=Path(workdir),
+                profile_dir=profile_dir,
+            )
+            report = _run_loop(benchmark.run_bench(options, progress))
+    except EmbeddedError as exc:
+        typer.echo(f"drainer: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # a report read from a file or a pipe gets the width its table needs
+    benchmark.print_report(report, Console(width=None if sys.stdout.isatty() else REPORT_WIDTH))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+
+
+@cli.command()
+def demo(
+    duration: Annotated[
+        float, typer.Option(min=0.1, help="Seconds the producer runs (unless --count).")
+    ] = 20.0,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Operations to push instead of a duration.")
+    ] = None,
+    rate: Annotated[float, typer.Option(min=1, help="Operations pushed per second.")] = 1000.0,
+    partitions: Annotated[int, typer.Option(min=1, help="Partition streams.")] = 64,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="Live panel, or plain periodic lines.")
+    ] = True,
+    api_port: Annotated[
+        int | None,
+        typer.Option(help="Serve the operator API on this port during the demo (0: any)."),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the demo's schema and streams in place.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the workload's random choices.")] = 1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON here.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Level of the drainer's own logs.")] = "WARNING",
+    redis_url: RedisUrlOption = None,
+    database_url: DatabaseUrlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Drive a payments workload through the drainer, live, then check every row.
+
+    With no Redis or database configured, embedded servers are started in a
+    temporary directory and removed at exit. Exit code 0 when the tables hold
+    exactly what the producer intended and the dead letters are exactly the
+    malformed entries it wrote; 1 when not; 130 when interrupted.
+    """
+    import json
+    import logging
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from app.demo import DemoOptions, run_demo
+    from app.demo_view import LineView, LiveView, print_summary
+    from app.embedded import EmbeddedError, servers
+
+    settings, redis, database = _server_urls(config, redis_url, database_url)
+    console = Console(highlight=False)
+    use_live = live and console.is_terminal
+    if use_live:
+        handler = RichHandler(console=console, show_path=False)
+        logging.basicConfig(level=log_level.upper(), handlers=[handler], force=True)
+    else:
+        configure_logging(log_level)
+    try:
+        with servers(redis, database, label="drainer-demo") as found:
+            if found.any_embedded:
+                what = " and ".join(
+                    name
+                    for name, on in (
+                        ("Redis", found.embedded_redis),
+                        ("PostgreSQL", found.embedded_postgres),
+                    )
+                    if on
+                )
+                console.print(f"embedded {what} in {found.root}")
+            options = DemoOptions(
+                redis_url=found.redis_url,
+                database_url=found.database_url,
+                duration_s=duration,
+                count=count,
+                rate=rate,
+                partitions=partitions,
+                api_port=api_port,
+                keep=keep,
+                seed=seed,
+            )
+            view = LiveView(console) if use_live else LineView(console)
+            with view:
+                result = _run_loop(run_demo(options, settings, view))
+    except EmbeddedError as exc:
+        typer.echo(f"drainer: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("drainer: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except (OSError, ValueError) as exc:  # a server that cannot be reached, a bad schema
+        typer.echo(f"drainer: demo failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if found.root is not None:
+        console.print(f"embedded servers stopped, {found.root} removed")
+    print_summary(result, console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    raise typer.Exit(result.exit_code)
 
 
 def main() -> None:

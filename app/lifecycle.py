@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from app.settings import Settings
 from app.store import Store, make_redis
+from app.telemetry import Telemetry
 from consumers.group import RedisClient
 from consumers.partition import ConsumerOptions, wait_or_stop
 from consumers.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
 
 log = logging.getLogger("drainer")
 
@@ -107,6 +112,7 @@ class Drainer:
         *,
         burst: bool = False,
         serve_api: bool | None = None,
+        span_processors: Sequence[SpanProcessor] = (),
     ) -> None:
         if not stores:
             raise ValueError("the drainer needs at least one tenant store")
@@ -123,12 +129,15 @@ class Drainer:
         self._stop = asyncio.Event()
         self.stop_reason: str | None = None
         self.server: Any = None
+        # metrics and traces; span_processors add receivers of spans (tests, embedding)
+        self.telemetry = Telemetry(settings, self.stores, span_processors=span_processors)
 
     def request_stop(self, reason: str = "requested") -> None:
         """Begin a graceful shutdown (idempotent; safe from a signal handler)."""
         if not self._stop.is_set():
             self.stop_reason = reason
             log.info("shutdown requested (%s): finishing batches in flight", reason)
+            self.telemetry.metrics.shutdown_signals.add(1, {"reason": reason})
             self._stop.set()
 
     @property
@@ -143,6 +152,8 @@ class Drainer:
             self.server = self._make_server()
             server_task = asyncio.create_task(self.server.serve(), name="api-server")
         stop_wait = asyncio.create_task(self._stop.wait(), name="stop-wait")
+        # held and awaited below; it logs its own failures and never ends by itself
+        monitor = asyncio.create_task(self.telemetry.run(self._stop), name="telemetry")
         watched = {consumer, stop_wait} | ({server_task} if server_task else set())
         try:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -153,7 +164,8 @@ class Drainer:
             await self._drain(consumer)
         finally:
             stop_wait.cancel()
-            await asyncio.gather(stop_wait, return_exceptions=True)
+            monitor.cancel()
+            await asyncio.gather(stop_wait, monitor, return_exceptions=True)
             if server_task is not None:
                 self.server.should_exit = True
                 await asyncio.gather(server_task, return_exceptions=True)
@@ -182,7 +194,11 @@ class Drainer:
                     "shutdown: waiting for batches in flight (%.1fs left)",
                     deadline - time.monotonic(),
                 )
-        log.info("consumer loop stopped in %.2fs", time.monotonic() - started)
+        elapsed_s = time.monotonic() - started
+        log.info("consumer loop stopped in %.2fs", elapsed_s)
+        self.telemetry.metrics.cleanup_seconds.record(elapsed_s)
+        if not consumer.cancelled() and consumer.exception() is None:  # every batch finished
+            self.telemetry.metrics.successful_shutdowns.add(1)
 
     def _make_server(self) -> Any:
         import uvicorn
@@ -211,7 +227,8 @@ class Drainer:
         return EmbeddedServer(config)
 
     async def close(self) -> None:
-        """Close every store's pool and the shared Redis client."""
+        """Flush telemetry, close every store's pool and the shared Redis client."""
+        self.telemetry.shutdown()
         for store in self.stores.values():
             await store.close()
         await self.redis.aclose()
@@ -244,6 +261,9 @@ async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
         except StartupAborted:
             log.info("stopped before start-up finished")
             return 0
+        # Start-up (imports, reflection) left many long-lived objects: freezing them
+        # keeps the collector's full passes short while draining (docs/performance.md).
+        gc.freeze()
         drainer = Drainer(settings, stores, burst=burst)
         holder["drainer"] = drainer
         if stop.is_set():

@@ -114,7 +114,7 @@ POD_NAME_ENV = "POD_NAME"
 DEFAULT_STREAM_NAME = "DRAINER_STREAM"
 DEFAULT_NUM_PARTITIONS = 64
 MAX_NUM_PARTITIONS = 16384
-DEFAULT_MAX_READ_COUNT = 100
+DEFAULT_MAX_READ_COUNT = 500
 MAX_MAX_READ_COUNT = 10_000
 DEFAULT_LOOP_INTERVAL_MS = 100
 DEFAULT_SHUTDOWN_INTERVAL_MS = 1000
@@ -571,7 +571,9 @@ class ServerSettings(_Section):
     host: str = Field(DEFAULT_SERVER_HOST, min_length=1)
     port: int = Field(DEFAULT_SERVER_PORT, ge=0, le=65535, description="0 picks a free port.")
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token for the operator endpoints; unset disables them."
+        None,
+        description="Bearer token for the API endpoints that change state (replay, requeue, "
+        "discard); unset: those are allowed only when host is a loopback address.",
     )
     enabled: bool = True
 

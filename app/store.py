@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -60,7 +60,15 @@ def make_redis(settings: RedisSettings) -> RedisClient:
             max_connections=settings.pool_size,
             **common,
         )
-    return Redis.from_url(settings.redis_url(), max_connections=settings.pool_size, **common)
+    # Blocking: with more partitions than connections (64 and 20 by default) a worker
+    # waits for a free connection instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url(),
+        max_connections=settings.pool_size,
+        timeout=REDIS_SOCKET_TIMEOUT_S,
+        **common,
+    )
+    return Redis.from_pool(pool)
 
 
 def make_engine(settings: Settings, schema: str) -> AsyncEngine:
@@ -70,7 +78,11 @@ def make_engine(settings: Settings, schema: str) -> AsyncEngine:
         db.sqlalchemy_url(),
         pool_size=db.pool_size,
         max_overflow=0,
-        pool_pre_ping=True,
+        # No pre-ping: with asyncpg it is BEGIN, ";" and ROLLBACK, three round trips
+        # before every batch. A connection that died instead fails its batch, which
+        # rolls back and is retried (a transient error), and SQLAlchemy then drops
+        # every connection of the pool that predates the disconnect.
+        pool_pre_ping=False,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         connect_args={

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from redis.asyncio.cluster import RedisCluster
+
 from consumers.group import RedisClient, parse_entry_id
 
 #: Fields the drainer adds to an entry's own fields when it dead-letters it.
@@ -21,8 +23,10 @@ META_FIELDS = (
 
 # KEYS[1] source stream, KEYS[2] dead-letter stream; ARGV dead-letter id, then the
 # original fields as name, value pairs. Both keys are written in one step, so a
-# requeued entry is never both requeued and still dead, nor neither.
+# requeued entry is never both requeued and still dead, nor neither; a dead letter
+# already requeued or discarded is not appended again (returns false).
 REQUEUE_SCRIPT = """
+if #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1]) == 0 then return false end
 local moved = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('XDEL', KEYS[2], ARGV[1])
 return moved
@@ -126,15 +130,29 @@ class DeadLetterStream:
         rows = await self._range(dead_letter_id, dead_letter_id, 1)
         return DeadLetter.from_stream(*rows[0]) if rows else None
 
-    async def requeue(self, letter: DeadLetter) -> str:
-        """Append the original entry to its partition stream and remove the dead letter."""
+    async def requeue(self, letter: DeadLetter) -> str | None:
+        """Append the original entry to its partition stream and remove the dead letter.
+
+        Returns the new entry id, or None when the dead letter was already gone
+        (requeued or discarded meanwhile). On one Redis both happen in one script.
+        On Redis Cluster the two keys live in different slots, so it is XADD then
+        XDEL: a crash between them leaves the dead letter in place as well as the
+        requeued entry (requeueing it again would apply it twice, which the
+        operation's own idempotence must absorb).
+        """
         flat: list[str] = []
         for name, value in letter.fields.items():
             flat.extend((name, value))
         if not flat:
             raise ValueError(f"dead letter {letter.id} has no fields to requeue")
+        if isinstance(self.redis, RedisCluster):
+            if await self.get(letter.id) is None:
+                return None
+            moved = await self.redis.xadd(letter.source_stream, dict(letter.fields))  # type: ignore[arg-type]
+            await self.redis.xdel(self.key, letter.id)
+            return str(moved)
         moved = await self._requeue(keys=[letter.source_stream, self.key], args=[letter.id, *flat])
-        return str(moved)
+        return str(moved) if moved else None
 
     async def discard(self, ids: Iterable[str]) -> int:
         """Delete dead letters; returns how many existed."""

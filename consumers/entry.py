@@ -23,10 +23,14 @@ class Envelope:
 
 def decode_entry(fields: dict[str, str]) -> Envelope:
     """Decode an entry's fields; raise :class:`MalformedOperation` naming what is wrong."""
-    missing = [name for name in REQUIRED_FIELDS if name not in fields]
-    if missing:
-        raise MalformedOperation(f"entry lacks field(s): {', '.join(missing)}")
-    raw_pushed = fields["pushed_at"]
+    try:
+        raw_pushed = fields["pushed_at"]
+        typed_sql = fields["typed_sql"]
+        request_id = fields["request_id"]
+        global_id = fields["global_id"]
+    except KeyError:
+        missing = [name for name in REQUIRED_FIELDS if name not in fields]
+        raise MalformedOperation(f"entry lacks field(s): {', '.join(missing)}") from None
     try:
         pushed_at = float(raw_pushed)
     except ValueError:
@@ -34,9 +38,9 @@ def decode_entry(fields: dict[str, str]) -> Envelope:
             f"pushed_at must be unix seconds, got {raw_pushed[:40]!r}"
         ) from None
     return Envelope(
-        request_id=fields["request_id"],
-        global_id=fields["global_id"],
+        request_id=request_id,
+        global_id=global_id,
         pushed_at=pushed_at,
-        operation=parse_operation(fields["typed_sql"]),
+        operation=parse_operation(typed_sql),
         traceparent=fields.get("traceparent") or None,
     )

@@ -206,6 +206,22 @@ class StreamGroup:
             return 0
         return int(await self._ack(keys=[self.key], args=[self.group, *ids]))
 
+    async def claim(self, ids: Sequence[str]) -> list[RawEntry]:
+        """Take ``ids`` over for this consumer now, whoever holds them (operator replay).
+
+        Counts a delivery, as a read does. Ids no longer pending are not returned;
+        an entry deleted while pending is dropped from the list (Redis 7) or comes
+        back without fields (Redis 6.2).
+        """
+        if not ids:
+            return []
+        reply = await self.redis.xclaim(self.key, self.group, self.consumer, 0, list(ids))
+        out = []
+        for item in reply or []:
+            if isinstance(item, list | tuple) and item:
+                out.append(RawEntry(str(item[0]), _fields(item[1] if len(item) > 1 else None)))
+        return out
+
     async def length(self) -> int:
         """Entries in the stream: the backlog, since applied entries are deleted."""
         return int(await self.redis.xlen(self.key))

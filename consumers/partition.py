@@ -23,6 +23,7 @@ from consumers.dead_letter import DeadLetterStream, NewDeadLetter
 from consumers.entry import Envelope, decode_entry
 from consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, StreamGroup, parse_entry_id
 from consumers.health import TenantHealth
+from consumers.observe import DrainObserver, ErrorClass
 from consumers.streams import StreamLayout
 from db.errors import MalformedOperation, TransientError
 from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome
@@ -40,7 +41,7 @@ class ConsumerOptions:
 
     group: str
     consumer: str
-    max_read_count: int = 100
+    max_read_count: int = 500
     loop_interval_ms: int = 100
     idle_poll_max_ms: int = 1000
     claim_min_idle_ms: int = 30_000
@@ -59,6 +60,7 @@ class Tenant:
     executor: Executor
     dead_letters: DeadLetterStream
     health: TenantHealth = field(default_factory=TenantHealth)
+    observer: DrainObserver = field(default_factory=DrainObserver)
 
 
 async def wait_or_stop(stop: asyncio.Event, delay_s: float) -> None:
@@ -184,6 +186,7 @@ class PartitionWorker:
                 if self.burst and read.mode is ReadMode.NEW:
                     return None
                 return self._idle()
+            self.tenant.observer.entries_read(self.stream, read)
             started = time.monotonic()
             try:
                 result = await self._process(read)
@@ -234,6 +237,9 @@ class PartitionWorker:
             health.db_ok = False
         health.last_error = f"{where}: {exc}"
         health.counters[f"errors_{where}"] += 1
+        self.tenant.observer.error(
+            self.stream, ErrorClass.READ if where == "redis" else ErrorClass.QUERY
+        )
         self.failures += 1
         delay_s = self._backoff_s(self.failures)
         log.warning(
@@ -246,7 +252,16 @@ class PartitionWorker:
         )
         return delay_s
 
+    async def process(self, read: ReadResult) -> BatchResult:
+        """Apply entries already read or claimed by this worker's consumer, then ack.
+
+        The one path every entry takes: fenced batch, dead letters, ack, counters
+        (operator replays use it too).
+        """
+        return await self._process(read)
+
     async def _process(self, read: ReadResult) -> BatchResult:
+        started_ns = time.time_ns()
         live = [e for e in read.entries if e.fields is not None]
         gone = [e.entry_id for e in read.entries if e.fields is None]
         attempts: dict[str, int] = {}
@@ -262,6 +277,9 @@ class PartitionWorker:
             keepalive = asyncio.create_task(self._keep_fresh([e.entry_id for e in live]))
             try:
                 result = await self.tenant.executor.apply(self.stream, batch, self.hooks)
+            except TransientError as exc:
+                self.tenant.observer.batch_failed(self.stream, batch, exc, started_ns)
+                raise
             finally:
                 keepalive.cancel()
                 await asyncio.gather(keepalive, return_exceptions=True)
@@ -276,7 +294,9 @@ class PartitionWorker:
                 exc,
             )
             counters["errors_ack"] += 1
+            self.tenant.observer.error(self.stream, ErrorClass.ACK)
         self._count(result)
+        self.tenant.observer.batch_done(self.stream, read, batch, result, started_ns)
         return result
 
     def _batch_entry(self, raw: RawEntry, first: bool, attempts: dict[str, int]) -> BatchEntry:
@@ -287,6 +307,7 @@ class PartitionWorker:
             envelope = decode_entry(raw.fields)
         except MalformedOperation as exc:
             error = exc
+        fields = raw.fields
         return BatchEntry(
             entry_id=raw.entry_id,
             position=parse_entry_id(raw.entry_id),
@@ -295,16 +316,29 @@ class PartitionWorker:
             first_delivery=first,
             attempt=attempts.get(raw.entry_id, 1),
             context=(raw, envelope),
+            # lines logged about this entry carry its keys
+            log_fields={
+                "global_id": envelope.global_id if envelope else fields.get("global_id"),
+                "request_id": envelope.request_id if envelope else fields.get("request_id"),
+                "stream": self.stream,
+                "entry_id": raw.entry_id,
+            },
         )
 
     async def _keep_fresh(self, ids: list[str]) -> None:
         interval_s = max(self.options.claim_min_idle_ms / 3000, 0.05)
+        me = asyncio.current_task()
         while True:
             await asyncio.sleep(interval_s)
             try:
                 await self.group.refresh(ids)
             except RedisError as exc:
                 log.warning("partition %s: could not keep entries fresh: %s", self.stream, exc)
+            # On Python < 3.12 asyncio.wait_for (inside redis-py) returns normally when a
+            # cancel races with a finished write, swallowing it: looping on would hold the
+            # batch (and its ack) forever.
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
 
     def _count(self, result: BatchResult) -> None:
         counters = self.tenant.health.counters
@@ -320,6 +354,7 @@ class PartitionWorker:
                     r.error,
                     envelope.global_id if envelope else raw.fields.get("global_id"),
                     envelope.request_id if envelope else raw.fields.get("request_id"),
+                    extra=r.entry.log_fields,
                 )
         if result.retry is not None:
             counters["retries"] += 1
@@ -329,4 +364,5 @@ class PartitionWorker:
                 result.retry_error,
                 result.retry.attempt,
                 self.tenant.executor.max_attempts,
+                extra=result.retry.log_fields,
             )

@@ -1,7 +1,10 @@
 """Batch execution: one transaction per partition batch, fenced by the watermark.
 
 A batch runs first on the fast path: consecutive inserts into one table go as
-one statement, and no savepoints are taken. If the database refuses any entry,
+one pipelined statement, consecutive updates of distinct rows with the same
+columns as one ``UPDATE ... FROM unnest(...)``, and no savepoints are taken.
+Statements run on the session's own asyncpg connection, compiled once per
+shape (:mod:`db.driver`). If the database refuses any entry,
 the transaction is rolled back and the batch runs again entry by entry, each
 in its own savepoint, so one bad entry is dead-lettered while the rest of the
 batch still applies, in order.
@@ -11,15 +14,18 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, delete, exists, select, update
+import asyncpg
+from sqlalchemy import Table, and_, delete, exists, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db.driver import DriverStatements, driver_connection, execute, execute_many
 from db.errors import (
     ConstraintViolation,
     DrainerDbError,
@@ -28,7 +34,7 @@ from db.errors import (
     StreamWentBack,
     TransientError,
 )
-from db.fence import Position, advance_watermark, lock_watermark
+from db.fence import Position, advance_watermark_on, lock_watermark
 from db.models import ModelRegistry, TableModel
 from db.operations import Operation, OpKind
 
@@ -39,6 +45,8 @@ log = logging.getLogger("drainer.db")
 #: cardinality, check-option and trigger-raised (PL/pgSQL) errors.
 PERMANENT_SQLSTATE_CLASSES = frozenset({"21", "22", "23", "2B", "42", "44", "0A", "P0"})
 UNIQUE_VIOLATION = "23505"
+#: Most consecutive updates sent as one statement.
+MAX_UPDATE_GROUP = 1000
 
 
 class Outcome(enum.StrEnum):
@@ -61,6 +69,8 @@ class BatchEntry:
     first_delivery: bool = True
     attempt: int = 1
     context: Any = None
+    #: ``extra`` of every log line about this entry (its global_id, request_id, ...)
+    log_fields: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +121,10 @@ class _Prepared:
     key: dict[str, Any]
 
 
+#: Told of every statement that ran: (kind, table, seconds, entries it wrote).
+StatementHook = Callable[[OpKind, str, float, int], None]
+
+
 class _Refused(Exception):
     """The database refused an entry on the fast path: rerun the batch carefully."""
 
@@ -140,6 +154,10 @@ class Executor:
         self.max_attempts = max_attempts
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._insert_statements: dict[tuple[str, bool], Any] = {}
+        # statement shapes compiled once, run on the session's asyncpg connection (db.driver)
+        self._driver_statements = DriverStatements(engine.dialect)
+        #: Set by telemetry to time statements by operation and table.
+        self.on_statement: StatementHook | None = None
 
     def prepare(self, operation: Operation) -> _Prepared:
         """Resolve and coerce an operation; raises a :class:`PermanentError` if it is bad."""
@@ -209,6 +227,13 @@ class Executor:
                     handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
                     i = j
                     continue
+                if prep.kind is OpKind.UPDATE and not careful and prep.values:
+                    j = self._update_run_end(prepared, i)
+                    run: Sequence[Any] = prepared[i:j]  # all _Prepared updates
+                    if j - i > 1 and await self._update_many(session, run):
+                        handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
+                        i = j
+                        continue
                 try:
                     outcome = await self._execute_one(session, prep, careful=careful)
                 except ConstraintViolation as exc:
@@ -229,7 +254,10 @@ class Executor:
                 handled[:0] = await self._went_back(went_back, hooks)
             last = max((r.entry.position for r in handled), default=watermark)
             if last > watermark:
-                await advance_watermark(session, stream, last)
+                try:
+                    await advance_watermark_on(await _driver(session), stream, last)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    raise DBAPIError("advance watermark", None, exc) from exc
                 result.watermark = last
             dead = result.dead
             if dead:
@@ -254,6 +282,66 @@ class Executor:
             end += 1
         return end
 
+    @staticmethod
+    def _update_run_end(prepared: Sequence[_Prepared | PermanentError], start: int) -> int:
+        """End of the run of updates from ``start`` that can go as one statement: same
+        table, same columns, distinct keys (so each row changes once, as in sequence)."""
+        first = prepared[start]
+        assert isinstance(first, _Prepared)
+        # the statement takes values by column name: the same set of columns will do
+        columns = first.values.keys()
+        key_columns = first.key.keys()
+        seen = {tuple(first.key.values())}
+        end = start + 1
+        while end < len(prepared) and end - start < MAX_UPDATE_GROUP:
+            nxt = prepared[end]
+            if not (
+                isinstance(nxt, _Prepared)
+                and nxt.kind is OpKind.UPDATE
+                and nxt.model is first.model
+                and nxt.values.keys() == columns
+                and nxt.key.keys() == key_columns
+            ):
+                break
+            try:
+                key = tuple(nxt.key.values())
+                if key in seen:
+                    break
+            except TypeError:  # an unhashable key value (an array): it goes alone
+                break
+            seen.add(key)
+            end += 1
+        return end
+
+    async def _update_many(self, session: AsyncSession, run: Sequence[_Prepared]) -> bool:
+        """Apply a run of updates as one statement; False if their shape cannot be grouped.
+
+        A key that matches no row, or any refusal, sends the batch down the careful
+        path, which takes each update on its own (retries, dead letters).
+        """
+        first = run[0]
+        stmt = self._driver_statements.update_many(
+            first.model, tuple(first.values), tuple(first.key)
+        )
+        if stmt is None:
+            return False
+        started = time.perf_counter()
+        try:
+            touched = await execute(
+                await _driver(session), stmt, stmt.array_args([(p.values, p.key) for p in run])
+            )
+        except DBAPIError as exc:
+            # sqlstate None: asyncpg refused to encode a value; one by one will tell which
+            if is_permanent(exc) or sqlstate_of(exc) is None:
+                raise _Refused from exc
+            raise
+        if touched != len(run):
+            raise _Refused
+        if self.on_statement is not None:
+            elapsed = time.perf_counter() - started
+            self.on_statement(OpKind.UPDATE, first.model.name, elapsed, len(run))
+        return True
+
     async def _went_back(self, entries: list[BatchEntry], hooks: BatchHooks) -> list[EntryResult]:
         confirmed = {e.entry_id for e in await hooks.confirm_went_back(entries)}
         results = []
@@ -263,6 +351,7 @@ class Executor:
                     "entry %s was delivered for the first time but sits at or below the "
                     "partition's watermark: the stream went back; dead-lettering it",
                     entry.entry_id,
+                    extra=entry.log_fields,
                 )
                 error = StreamWentBack(
                     f"first delivery of {entry.entry_id} is at or below the applied watermark"
@@ -286,17 +375,33 @@ class Executor:
     async def _insert_many(
         self, session: AsyncSession, model: TableModel, rows: list[dict[str, Any]]
     ) -> None:
+        started = time.perf_counter()
+        stmt = self._driver_statements.insert(model, tuple(rows[0]))
         try:
-            await session.execute(self._insert_statement(model), rows)
+            if stmt is None:
+                await session.execute(self._insert_statement(model), rows)
+            else:
+                await execute_many(await _driver(session), stmt, [stmt.args(r) for r in rows])
         except DBAPIError as exc:
             if is_permanent(exc):
                 raise _Refused from exc
             raise
+        if self.on_statement is not None:
+            self.on_statement(OpKind.INSERT, model.name, time.perf_counter() - started, len(rows))
 
     async def _execute_one(
         self, session: AsyncSession, prep: _Prepared, *, careful: bool
     ) -> Outcome | None:
         """Run one operation; None when an update or delete matched no row."""
+        started = time.perf_counter()
+        outcome = await self._execute_one_untimed(session, prep, careful=careful)
+        if self.on_statement is not None:
+            self.on_statement(prep.kind, prep.model.name, time.perf_counter() - started, 1)
+        return outcome
+
+    async def _execute_one_untimed(
+        self, session: AsyncSession, prep: _Prepared, *, careful: bool
+    ) -> Outcome | None:
         if not careful:
             try:
                 return await self._statement(session, prep)
@@ -306,6 +411,9 @@ class Executor:
                 raise
         try:
             async with session.begin_nested():
+                # SQLAlchemy emits the SAVEPOINT when the connection is first asked for;
+                # the statement goes straight to the driver, so ask now
+                await session.connection()
                 return await self._statement(session, prep)
         except DBAPIError as exc:
             if not is_permanent(exc):
@@ -321,18 +429,53 @@ class Executor:
 
     async def _statement(self, session: AsyncSession, prep: _Prepared) -> Outcome | None:
         table = prep.model.table
+        statements = self._driver_statements
         if prep.kind is OpKind.INSERT:
-            await session.execute(self._insert_statement(prep.model), [prep.values])
+            stmt = statements.insert(prep.model, tuple(prep.values))
+            if stmt is None:
+                await session.execute(self._insert_statement(prep.model), [prep.values])
+            else:
+                await execute(await _driver(session), stmt, stmt.args(prep.values))
             return Outcome.APPLIED
-        where = _key_clause(table, prep.key)
         if prep.kind is OpKind.UPDATE:
             if not prep.values:
+                where = _key_clause(table, prep.key)
                 found = await session.scalar(select(exists().where(where)))
                 return Outcome.APPLIED if found else None
+            stmt = statements.update(prep.model, tuple(prep.values), tuple(prep.key))
+        else:
+            stmt = statements.delete(prep.model, tuple(prep.key))
+        if stmt is not None:
+            touched = await execute(await _driver(session), stmt, stmt.args(prep.values, prep.key))
+            return Outcome.APPLIED if touched else None
+        # a shape SQLAlchemy computes values for (a Python-side default or onupdate)
+        where = _key_clause(table, prep.key)
+        if prep.kind is OpKind.UPDATE:
             res = await session.execute(update(table).where(where).values(prep.values))
         else:
             res = await session.execute(delete(table).where(where))
         return Outcome.APPLIED if res.rowcount else None  # type: ignore[attr-defined]
+
+
+#: ``Session.info`` key of the asyncpg connection under the session's transaction
+#: (each session of the executor runs one transaction, on one connection).
+_DRIVER_INFO_KEY = "drainer.driver_connection"
+
+
+async def _driver(session: AsyncSession) -> Any:
+    driver = session.info.get(_DRIVER_INFO_KEY)
+    if driver is None:
+        driver = await driver_connection(session)
+        if not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter sends BEGIN with its own first statement;
+            # a driver statement before it would run (and commit) on its own
+            await session.execute(_BEGIN_NOW)
+        session.info[_DRIVER_INFO_KEY] = driver
+    return driver
+
+
+#: A statement SQLAlchemy runs only to open the session's transaction.
+_BEGIN_NOW = text("SELECT 1")
 
 
 def _key_clause(table: Table, key: dict[str, Any]) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -29,6 +31,11 @@ _ADVANCE = text(
     "WHERE stream = :stream"
 )
 _READ_ALL = text(f"SELECT stream, last_ms, last_seq FROM {WATERMARK_TABLE}")
+#: ``_ADVANCE`` for the asyncpg connection itself (positional parameters).
+ADVANCE_SQL = (
+    f"UPDATE {WATERMARK_TABLE} SET last_ms = $2, last_seq = $3, updated_at = now() "
+    "WHERE stream = $1"
+)
 
 
 async def create_watermark_table(conn: AsyncConnection) -> None:
@@ -49,6 +56,14 @@ async def lock_watermark(session: AsyncSession, stream: str) -> Position:
 async def advance_watermark(session: AsyncSession, stream: str, position: Position) -> None:
     """Move the partition's watermark (inside the batch's transaction)."""
     await session.execute(_ADVANCE, {"stream": stream, "ms": position[0], "seq": position[1]})
+
+
+async def advance_watermark_on(driver: Any, stream: str, position: Position) -> None:
+    """:func:`advance_watermark` on the session's asyncpg connection, inside its transaction.
+
+    The batch's hot path: it skips SQLAlchemy's per-statement work (db.driver).
+    """
+    await driver.execute(ADVANCE_SQL, stream, position[0], position[1])
 
 
 async def read_watermarks(conn: AsyncConnection) -> dict[str, Position]:

@@ -79,12 +79,36 @@ def _kind(value: Any) -> str:
     )
 
 
+#: db_op names to kinds (a dict lookup: calling the enum costs more, once per entry).
+_KINDS: dict[str, OpKind] = {kind.value: kind for kind in OpKind}
+
+
 def parse_operation(raw: str | bytes) -> Operation:
     """Parse ``typed_sql`` text; raise :class:`MalformedOperation` naming what is wrong."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedOperation(f"typed_sql is not valid JSON: {exc}") from None
+    # Fast path, once per entry: a well-formed document passes these plain type
+    # tests (orjson builds exact dicts and strs); anything else takes the checked
+    # path below, which names what is wrong.
+    if type(doc) is dict:
+        op_name, data = doc.get("db_op"), doc.get("data")
+        kind = _KINDS.get(op_name) if type(op_name) is str else None
+        if kind is not None and type(data) is dict:
+            inner = data.get(WRAPPER_KEYS[kind])
+            if type(inner) is dict:
+                tag, body = inner.get("table"), inner.get("data")
+                if type(tag) is str and tag and type(body) is dict:
+                    if kind is not OpKind.UPDATE:
+                        return Operation(kind, tag, body)
+                    orig, changes = body.get("orig"), body.get("update_data")
+                    if type(orig) is dict and type(changes) is dict:
+                        return Operation(kind, tag, changes, orig)
+    return _parse_checked(doc)
+
+
+def _parse_checked(doc: Any) -> Operation:
     top = _object(doc, "the document")
     op_name = top.get("db_op")
     try:

@@ -258,7 +258,7 @@ def test_defaults_when_nothing_is_given() -> None:
     d = settings.drainer
     assert d.stream_name == DEFAULT_STREAM_NAME == "DRAINER_STREAM"
     assert d.num_partitions == DEFAULT_NUM_PARTITIONS == 64
-    assert d.max_read_count == DEFAULT_MAX_READ_COUNT == 100
+    assert d.max_read_count == DEFAULT_MAX_READ_COUNT == 500
     assert d.loop_interval == DEFAULT_LOOP_INTERVAL_MS == 100
     assert d.shutdown_interval == DEFAULT_SHUTDOWN_INTERVAL_MS == 1000
     assert d.consumer_group == DEFAULT_CONSUMER_GROUP == "drainer"

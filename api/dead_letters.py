@@ -1,0 +1,286 @@
+"""Dead letters: list and filter, inspect, requeue (one or by filter), discard.
+
+Requeue appends the original entry to the partition stream it came from and
+removes the dead letter in one step (one Lua script; on Redis Cluster the two
+keys are in different slots, so it is XADD then XDEL there). The requeued
+entry gets a new id and is applied like any new entry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from api.auth import Admin, Operator, audit
+from api.deps import DrainerDep, check_entry_id, store_for_tenant
+from api.errors import ERROR_RESPONSES
+from api.schemas import (
+    ENTRY_ID_EXAMPLE,
+    DeadLetterOut,
+    DeadLetterPage,
+    Discarded,
+    RequeueBatch,
+    Requeued,
+    RequeueFilter,
+    entry_view_fields,
+)
+from app.lifecycle import Drainer
+from app.store import Store
+from consumers import inspect, replay
+from consumers.dead_letter import DeadLetter
+
+router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+CURSOR_SEPARATOR = ":"
+
+DeadLetterId = Annotated[
+    str,
+    Path(
+        description="A dead letter's id in its tenant's dead-letter stream.",
+        examples=[ENTRY_ID_EXAMPLE],
+        min_length=3,
+        max_length=41,
+    ),
+]
+TenantQuery = Annotated[
+    str | None,
+    Query(description="The tenant (needed only if two tenants have this id).", max_length=200),
+]
+
+
+def _out(tenant: str, letter: DeadLetter, view: inspect.EntryView) -> DeadLetterOut:
+    return DeadLetterOut(
+        id=letter.id,
+        tenant=tenant,
+        source_stream=letter.source_stream,
+        source_id=letter.source_id,
+        error_class=letter.error_class,
+        error=letter.error,
+        attempts=letter.attempts,
+        dead_lettered_at=datetime.fromtimestamp(letter.dead_lettered_at, UTC),
+        **entry_view_fields(view),
+    )
+
+
+def _ms(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # naive means UTC
+    return max(0, int(aware.timestamp() * 1000))
+
+
+def _filter(
+    table: str | None, error_class: str | None, since: datetime | None, until: datetime | None
+) -> inspect.DeadLetterFilter:
+    flt = inspect.DeadLetterFilter(table, error_class, _ms(since), _ms(until))
+    if flt.since_ms is not None and flt.until_ms is not None and flt.since_ms > flt.until_ms:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "since is later than until")
+    return flt
+
+
+def _stores(drainer: Drainer, tenant: str | None) -> list[Store]:
+    return [store_for_tenant(drainer, tenant)] if tenant else list(drainer.stores.values())
+
+
+def _parse_cursor(drainer: Drainer, cursor: str) -> tuple[str, str]:
+    tenant, sep, start = cursor.partition(CURSOR_SEPARATOR)
+    if not sep or tenant not in drainer.stores or not inspect.valid_entry_id(start):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"bad cursor {cursor[:80]!r}: pass the next_cursor of the previous page",
+        )
+    return tenant, start
+
+
+@router.get("/dead-letters", response_model=DeadLetterPage, summary="List dead letters")
+async def list_dead_letters(
+    drainer: DrainerDep,
+    tenant: Annotated[str | None, Query(description="Only this tenant.", max_length=200)] = None,
+    table: Annotated[
+        str | None, Query(description="Table name or table tag.", max_length=200)
+    ] = None,
+    error_class: Annotated[
+        str | None,
+        Query(description="e.g. constraint, no_row, malformed, coercion.", max_length=100),
+    ] = None,
+    since: Annotated[datetime | None, Query(description="Dead-lettered at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Dead-lettered at or before.")] = None,
+    cursor: Annotated[
+        str | None, Query(description="The next_cursor of the previous page.", max_length=300)
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> DeadLetterPage:
+    """Oldest first, per tenant in configuration order; filters combine with AND."""
+    flt = _filter(table, error_class, since, until)
+    stores = _stores(drainer, tenant)
+    start_tenant, start = _parse_cursor(drainer, cursor) if cursor else (stores[0].id, None)
+    ids = [s.id for s in stores]
+    if start_tenant not in ids:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the cursor is for another tenant")
+    items: list[DeadLetterOut] = []
+    for store in stores[ids.index(start_tenant) :]:
+        page = await inspect.scan_dead_letters(
+            store.dead_letters,
+            store.registry,
+            flt,
+            start=start if store.id == start_tenant else None,
+            limit=limit - len(items),
+        )
+        items.extend(_out(store.id, letter, view) for letter, view in page.items)
+        if page.next_start is not None:
+            return DeadLetterPage(
+                items=items, next_cursor=f"{store.id}{CURSOR_SEPARATOR}{page.next_start}"
+            )
+    return DeadLetterPage(items=items, next_cursor=None)
+
+
+async def _find(
+    drainer: Drainer, dead_letter_id: str, tenant: str | None
+) -> tuple[Store, DeadLetter]:
+    check_entry_id(dead_letter_id, "dead letter id")
+    found = []
+    for store in _stores(drainer, tenant):
+        letter = await store.dead_letters.get(dead_letter_id)
+        if letter is not None:
+            found.append((store, letter))
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {dead_letter_id}")
+    if len(found) > 1:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"dead letter {dead_letter_id} exists for tenants "
+            f"{', '.join(s.id for s, _ in found)}: pass ?tenant=",
+        )
+    return found[0]
+
+
+@router.get(
+    "/dead-letters/{dead_letter_id}", response_model=DeadLetterOut, summary="One dead letter"
+)
+async def get_dead_letter(
+    drainer: DrainerDep, dead_letter_id: DeadLetterId, tenant: TenantQuery = None
+) -> DeadLetterOut:
+    """The original entry, decoded, with where it came from and why it was dead-lettered."""
+    store, letter = await _find(drainer, dead_letter_id, tenant)
+    return _out(store.id, letter, inspect.view_entry(letter.fields, store.registry))
+
+
+async def _requeue(
+    drainer: Drainer, operator: Operator, store: Store, letter: DeadLetter
+) -> Requeued:
+    target = f"dead letter {store.id}/{letter.id}"
+    keys = {
+        "global_id": letter.fields.get("global_id"),
+        "request_id": letter.fields.get("request_id"),
+    }
+    try:
+        result = await replay.requeue(store.tenant, letter)
+    except replay.ReplayRefused as exc:
+        audit(operator, "requeue", target, f"refused: {exc}", tenant=store.id, **keys)
+        raise
+    if result.new_entry_id is None:
+        audit(operator, "requeue", target, "gone (requeued or discarded meanwhile)", **keys)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"dead letter {letter.id} was requeued or discarded meanwhile",
+        )
+    drainer.telemetry.metrics.requeued.add(1, {"tenant": store.id})
+    audit(
+        operator,
+        "requeue",
+        target,
+        f"appended to {result.stream} as {result.new_entry_id}",
+        tenant=store.id,
+        stream=result.stream,
+        entry_id=result.new_entry_id,
+        error_class=letter.error_class,
+        **keys,
+    )
+    return Requeued(
+        id=letter.id, tenant=store.id, stream=result.stream, new_entry_id=result.new_entry_id
+    )
+
+
+@router.post(
+    "/dead-letters/{dead_letter_id}/requeue",
+    response_model=Requeued,
+    summary="Requeue one dead letter onto its partition stream",
+)
+async def requeue_one(
+    drainer: DrainerDep, operator: Admin, dead_letter_id: DeadLetterId, tenant: TenantQuery = None
+) -> Requeued:
+    """Append it to the partition stream it came from and remove it, atomically."""
+    store, letter = await _find(drainer, dead_letter_id, tenant)
+    return await _requeue(drainer, operator, store, letter)
+
+
+@router.post(
+    "/dead-letters/requeue",
+    response_model=RequeueBatch,
+    summary="Requeue every dead letter matching a filter",
+)
+async def requeue_matching(
+    drainer: DrainerDep, operator: Admin, body: RequeueFilter
+) -> RequeueBatch:
+    """Requeue the matching dead letters that exist now, oldest first, up to ``limit``.
+
+    Without any filter, ``"all": true`` is required. Dead letters written while it
+    runs (an entry failing again) are left alone.
+    """
+    if not (body.tenant or body.table or body.error_class or body.since or body.until or body.all):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            'no filter given: set tenant, table, error_class, since or until, or "all": true',
+        )
+    flt = _filter(body.table, body.error_class, body.since, body.until)
+    done: list[Requeued] = []
+    truncated = False
+    for store in _stores(drainer, body.tenant):
+        end = await inspect.last_dead_letter_id(store.redis, store.dead_letters)
+        start: str | None = None
+        while end is not None and not truncated:
+            page = await inspect.scan_dead_letters(
+                store.dead_letters, store.registry, flt, start=start, end=end, limit=100
+            )
+            for letter, _view in page.items:
+                if len(done) >= body.limit:
+                    truncated = True
+                    break
+                try:
+                    done.append(await _requeue(drainer, operator, store, letter))
+                except (HTTPException, replay.ReplayRefused):
+                    continue  # gone meanwhile or not requeueable: logged, skip it
+            if page.next_start is None:
+                break
+            start = page.next_start
+        if truncated:
+            break
+    return RequeueBatch(requeued=done, count=len(done), truncated=truncated)
+
+
+@router.delete(
+    "/dead-letters/{dead_letter_id}", response_model=Discarded, summary="Discard a dead letter"
+)
+async def discard(
+    drainer: DrainerDep, operator: Admin, dead_letter_id: DeadLetterId, tenant: TenantQuery = None
+) -> Discarded:
+    """Delete it for good (its operation is never applied)."""
+    store, letter = await _find(drainer, dead_letter_id, tenant)
+    deleted = await store.dead_letters.discard([letter.id]) > 0
+    audit(
+        operator,
+        "discard",
+        f"dead letter {store.id}/{letter.id}",
+        "deleted" if deleted else "already gone",
+        tenant=store.id,
+        global_id=letter.fields.get("global_id"),
+        request_id=letter.fields.get("request_id"),
+        error_class=letter.error_class,
+    )
+    if not deleted:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {dead_letter_id}")
+    return Discarded(id=letter.id, tenant=store.id, deleted=True)

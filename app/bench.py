@@ -1,0 +1,991 @@
+"""``drainer bench``: the drainer against the seed's algorithm and COPY, in one run.
+
+Every contender works on the same servers and the same generated data:
+
+* **drainer** runs as a user runs it, ``python -m app.cli run --burst --config
+  <generated>`` in a child process, on a backlog pre-filled over the
+  partitions. Its rate counts from the moment the child starts draining
+  (its "draining N partitions" log line, after start-up and reflection)
+  until it exits; its peak RSS comes from ``wait4``.
+* **baseline** is :mod:`app.baseline` (the seed's loop on plain asyncpg), run
+  in this process on the same backlog.
+* **limit** loads the same rows with asyncpg ``COPY``: what the database takes
+  at most on this machine.
+
+Then the drainer's delay (append to applied) is measured at a fixed offered
+rate of about half its measured insert rate, from a timestamp column the
+producer sets and a ``clock_timestamp()`` default the database sets, and its
+peak RSS is compared between a small and a large backlog.
+
+The tables live in a schema of their own and the streams under a key prefix of
+their own, both removed at the end, so pointing the benchmark at real servers
+touches nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from redis.asyncio import Redis
+
+from app.baseline import POOL_SIZE, SeedDrainer
+from consumers.producer import Producer, insert_op, update_op
+from consumers.streams import StreamLayout
+from db.operations import Operation
+
+#: Backlog each throughput contender drains (entries).
+DEFAULT_ENTRIES = 500_000
+DEFAULT_PARTITIONS = 64
+#: Backlogs whose peak RSS is compared (entries): memory must not grow with the backlog.
+DEFAULT_RSS_ENTRIES = (100_000, 1_000_000)
+#: How long the fixed-rate delay run offers load (seconds).
+DEFAULT_DELAY_S = 20.0
+#: The delay run offers this fraction of the measured maximum insert rate.
+DELAY_LOAD_FRACTION = 0.5
+#: Delay samples from the first seconds of the fixed-rate run are left out (warm-up).
+DELAY_WARMUP_S = 2.0
+#: ``--quick``: tiny sizes for a smoke run (tests, CI).
+QUICK_ENTRIES = 2_000
+QUICK_RSS_ENTRIES = (2_000, 6_000)
+QUICK_DELAY_S = 3.0
+#: Entries per pipelined XADD round trip while filling a backlog.
+FILL_CHUNK = 5_000
+#: Keys per wave of the mix: the wave's inserts, then three rounds of updates.
+MIX_WAVE_KEYS = 500
+MIX_UPDATES_PER_KEY = 3
+#: The producer of the delay run appends what is due every this many seconds.
+DELAY_TICK_S = 0.01
+#: Slowest offered rate of the delay run (ops/s), whatever the measured maximum.
+MIN_OFFERED_RATE = 100.0
+#: Longest wait for a contender to finish, or for the delay run's backlog to drain.
+DRAIN_TIMEOUT_S = 1_800.0
+#: How long a drainer child may take to stop after SIGTERM before it is killed.
+CHILD_STOP_TIMEOUT_S = 60.0
+#: How long a drainer child may take to start draining.
+CHILD_START_TIMEOUT_S = 120.0
+#: Lines of a child's log kept to explain a failure.
+CHILD_LOG_LINES = 60
+#: What the drainer child logs when its consumer loop starts (see consumers.supervisor).
+DRAINING_MARKER = "draining "
+
+# Targets of issue 3 (same run, this machine).
+TARGET_INSERTS_VS_BASELINE = 4.0
+TARGET_MIX_VS_BASELINE = 3.0
+TARGET_INSERTS_VS_LIMIT = 0.15
+TARGET_P99_DELAY_MS = 250.0
+TARGET_RSS_GROWTH = 0.20
+
+TABLE = "payment"
+STREAM_NAME = "DRAINER_STREAM"
+TENANT_ID = "bench"
+BASE_TIME = datetime(2026, 1, 1, 10, 0, 0)
+CURRENCIES = ("USD", "EUR", "INR", "GBP")
+MERCHANTS = 50
+UPDATE_STATUSES = ("requires_capture", "processing", "succeeded")
+COPY_COLUMNS = (
+    "payment_id",
+    "merchant_id",
+    "status",
+    "amount",
+    "amount_captured",
+    "currency",
+    "description",
+    "metadata",
+    "created_at",
+    "modified_at",
+)
+
+
+def schema_sql(schema: str) -> str:
+    """The benchmark's table: a payment intent with an enum, json and timestamps."""
+    return f"""
+    CREATE SCHEMA "{schema}";
+    CREATE TYPE "{schema}".payment_status AS ENUM (
+        'requires_payment_method', 'requires_capture', 'processing', 'succeeded', 'failed'
+    );
+    CREATE TABLE "{schema}".{TABLE} (
+        payment_id text PRIMARY KEY,
+        merchant_id text NOT NULL,
+        status "{schema}".payment_status NOT NULL,
+        amount bigint NOT NULL,
+        amount_captured bigint,
+        currency text NOT NULL,
+        description text,
+        metadata jsonb,
+        created_at timestamp NOT NULL,
+        modified_at timestamp NOT NULL,
+        -- set by the database when the row is written: the delay run's clock
+        drained_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    """
+
+
+# --------------------------------------------------------------------------- workload
+
+
+def _stamp(moment: datetime) -> str:
+    """Hyperswitch's PrimitiveDateTime text form (UTC, microseconds)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _payment_id(i: int) -> str:
+    return f"pay_{i:09d}"
+
+
+def _partition_key(i: int) -> str:
+    return f"mid_merchant_{i % MERCHANTS}_pid_{_payment_id(i)}"
+
+
+def insert_row(i: int, created: datetime) -> dict[str, Any]:
+    """The wire row of payment ``i`` as first written."""
+    stamp = _stamp(created)
+    return {
+        "payment_id": _payment_id(i),
+        "merchant_id": f"merchant_{i % MERCHANTS}",
+        "status": "requires_payment_method",
+        "amount": 1_000 + i % 9_000,
+        "amount_captured": None,
+        "currency": CURRENCIES[i % len(CURRENCIES)],
+        "description": f"order {i}",
+        "metadata": {"order_id": i, "channel": "web", "tags": ["bench"]},
+        "created_at": stamp,
+        "modified_at": stamp,
+    }
+
+
+def update_changes(i: int, step: int, moment: datetime) -> dict[str, Any]:
+    """The ``update_data`` of update ``step`` (0-2) of payment ``i``.
+
+    Like Hyperswitch's ``*UpdateInternal`` structs, most fields are null (left unchanged).
+    """
+    return {
+        "status": UPDATE_STATUSES[step],
+        "amount_captured": 1_000 + i % 9_000 if step == 2 else None,
+        "description": None,
+        "metadata": None,
+        "modified_at": _stamp(moment + timedelta(seconds=step + 1)),
+    }
+
+
+def insert_ops(count: int, start: int = 0) -> Iterator[tuple[Operation, str]]:
+    """``count`` inserts of new payments."""
+    for i in range(start, start + count):
+        created = BASE_TIME + timedelta(milliseconds=i)
+        yield insert_op(TABLE, insert_row(i, created)), _partition_key(i)
+
+
+def mix_ops(count: int) -> Iterator[tuple[Operation, str]]:
+    """``count`` operations: per payment one insert then three updates, in waves of keys."""
+    keys = count // (1 + MIX_UPDATES_PER_KEY)
+    for wave in range(0, keys, MIX_WAVE_KEYS):
+        ids = range(wave, min(wave + MIX_WAVE_KEYS, keys))
+        for i in ids:
+            created = BASE_TIME + timedelta(milliseconds=i)
+            yield insert_op(TABLE, insert_row(i, created)), _partition_key(i)
+        for step in range(MIX_UPDATES_PER_KEY):
+            for i in ids:
+                created = BASE_TIME + timedelta(milliseconds=i)
+                changes = update_changes(i, step, created)
+                yield update_op(TABLE, {"payment_id": _payment_id(i)}, changes), _partition_key(i)
+
+
+def mix_size(count: int) -> int:
+    """How many operations :func:`mix_ops` yields for ``count``."""
+    return count // (1 + MIX_UPDATES_PER_KEY) * (1 + MIX_UPDATES_PER_KEY)
+
+
+def copy_records(count: int) -> list[tuple[Any, ...]]:
+    """The rows of :func:`insert_ops` as COPY records (already typed)."""
+    records = []
+    for i in range(count):
+        row = insert_row(i, BASE_TIME + timedelta(milliseconds=i))
+        stamp = datetime.fromisoformat(row["created_at"])
+        records.append(
+            (
+                row["payment_id"],
+                row["merchant_id"],
+                row["status"],
+                row["amount"],
+                row["amount_captured"],
+                row["currency"],
+                row["description"],
+                orjson.dumps(row["metadata"]).decode(),
+                stamp,
+                stamp,
+            )
+        )
+    return records
+
+
+def _batched(items: Iterable[tuple[Operation, str]], size: int) -> Iterator[list[Any]]:
+    batch: list[tuple[Operation, str]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(slots=True)
+class DrainRun:
+    """One drain of a pre-filled backlog."""
+
+    entries: int
+    seconds: float
+    peak_rss_kb: int = 0
+
+    @property
+    def rate(self) -> float:
+        """Operations per second."""
+        return self.entries / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class DelayRun:
+    """The drainer at a fixed offered rate."""
+
+    offered_rate: float
+    seconds: float
+    entries: int
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(slots=True)
+class Target:
+    """One of the issue's targets, as measured."""
+
+    name: str
+    measured: float
+    required: float
+    unit: str
+    higher_is_better: bool = True
+
+    @property
+    def holds(self) -> bool:
+        """Whether the measurement meets the target."""
+        if self.higher_is_better:
+            return self.measured >= self.required
+        return self.measured <= self.required
+
+
+@dataclass(slots=True)
+class BenchReport:
+    """Everything one ``drainer bench`` run measured."""
+
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    inserts: dict[str, DrainRun] = field(default_factory=dict)
+    mix: dict[str, DrainRun] = field(default_factory=dict)
+    delay: DelayRun | None = None
+    rss: list[DrainRun] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @staticmethod
+    def _ratio(a: float, b: float) -> float:
+        return a / b if b > 0 else 0.0
+
+    @property
+    def inserts_vs_baseline(self) -> float:
+        """Drainer inserts/s over the baseline's."""
+        return self._ratio(self.inserts["drainer"].rate, self.inserts["baseline"].rate)
+
+    @property
+    def mix_vs_baseline(self) -> float:
+        """Drainer mix ops/s over the baseline's."""
+        return self._ratio(self.mix["drainer"].rate, self.mix["baseline"].rate)
+
+    @property
+    def inserts_vs_limit(self) -> float:
+        """Drainer inserts/s over COPY rows/s."""
+        return self._ratio(self.inserts["drainer"].rate, self.inserts["limit"].rate)
+
+    @property
+    def rss_growth(self) -> float:
+        """Relative growth of peak RSS from the smallest to the largest backlog."""
+        if len(self.rss) < 2 or self.rss[0].peak_rss_kb <= 0:
+            return 0.0
+        return self.rss[-1].peak_rss_kb / self.rss[0].peak_rss_kb - 1.0
+
+    def targets(self) -> list[Target]:
+        """The issue's targets with this run's numbers."""
+        found = [
+            Target("inserts: drainer / baseline", self.inserts_vs_baseline,
+                   TARGET_INSERTS_VS_BASELINE, "x"),
+            Target("mix: drainer / baseline", self.mix_vs_baseline, TARGET_MIX_VS_BASELINE, "x"),
+            Target("inserts: drainer / COPY limit", self.inserts_vs_limit,
+                   TARGET_INSERTS_VS_LIMIT, "%"),
+        ]  # fmt: skip
+        if self.delay is not None:
+            found.append(
+                Target("delay p99 at fixed rate", self.delay.p99_ms, TARGET_P99_DELAY_MS, "ms",
+                       higher_is_better=False)
+            )  # fmt: skip
+        if len(self.rss) >= 2:
+            found.append(
+                Target("peak RSS growth, small to large backlog", self.rss_growth,
+                       TARGET_RSS_GROWTH, "%", higher_is_better=False)
+            )  # fmt: skip
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data."""
+
+        def run(r: DrainRun) -> dict[str, Any]:
+            return {
+                "entries": r.entries,
+                "seconds": round(r.seconds, 3),
+                "ops_per_s": round(r.rate, 1),
+                "peak_rss_kb": r.peak_rss_kb or None,
+            }
+
+        return {
+            "machine": self.machine,
+            "config": self.config,
+            "inserts": {name: run(r) for name, r in self.inserts.items()},
+            "mix": {name: run(r) for name, r in self.mix.items()},
+            "ratios": {
+                "inserts_drainer_vs_baseline": round(self.inserts_vs_baseline, 3),
+                "mix_drainer_vs_baseline": round(self.mix_vs_baseline, 3),
+                "inserts_drainer_vs_limit": round(self.inserts_vs_limit, 4),
+            },
+            "delay": None
+            if self.delay is None
+            else {
+                "offered_ops_per_s": round(self.delay.offered_rate, 1),
+                "seconds": self.delay.seconds,
+                "entries": self.delay.entries,
+                "samples": self.delay.samples,
+                "p50_ms": round(self.delay.p50_ms, 2),
+                "p99_ms": round(self.delay.p99_ms, 2),
+                "max_ms": round(self.delay.max_ms, 2),
+            },
+            "rss": [run(r) for r in self.rss],
+            "rss_growth": round(self.rss_growth, 4),
+            "targets": [
+                {
+                    "name": t.name,
+                    "measured": round(t.measured, 4),
+                    "required": t.required,
+                    "unit": t.unit,
+                    "holds": t.holds,
+                }
+                for t in self.targets()
+            ],
+            "total_seconds": round(self.seconds, 1),
+        }
+
+
+# --------------------------------------------------------------------------- the drainer child
+
+
+class DrainerChild:
+    """``python -m app.cli run`` in a child process, timed and measured.
+
+    The child runs in a session of its own (Ctrl-C on the benchmark does not
+    reach it; the benchmark stops it) and is reaped with ``wait4`` for its own
+    resource usage, so its peak RSS is exact and not mixed with other children.
+    """
+
+    def __init__(self, config: Path, *, burst: bool, wrapper: list[str] | None = None) -> None:
+        args = [sys.executable, "-m", "app.cli", "run", "--config", str(config)]
+        if burst:
+            args.append("--burst")
+        self.args = (wrapper or []) + args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.draining_at: float | None = None
+        self.started_at = 0.0
+        self.exited_at = 0.0
+        self.exit_code: int | None = None
+        self.peak_rss_kb = 0
+        self.cpu_seconds = 0.0
+        self.lines: deque[str] = deque(maxlen=CHILD_LOG_LINES)
+        self._draining = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._waiter: asyncio.Future[int] | None = None
+
+    def start(self) -> None:
+        """Start the child and the thread that reads its log."""
+        # the run's own settings file decides, not the caller's DRAINER__ variables
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_log, name="drainer-child-log")
+        self._reader.start()
+
+    def _read_log(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if self.draining_at is None and DRAINING_MARKER in line and "partitions" in line:
+                self.draining_at = time.monotonic()
+                self._draining.set()
+        self._draining.set()  # the log ended: nobody waits for a line that cannot come
+
+    async def wait_draining(self, timeout_s: float = CHILD_START_TIMEOUT_S) -> None:
+        """Wait until the child's consumer loop started; raise if it did not."""
+        if not await asyncio.to_thread(self._draining.wait, timeout_s):
+            raise RuntimeError(f"the drainer did not start within {timeout_s:.0f}s:\n{self.log}")
+        if self.draining_at is None:
+            raise RuntimeError(f"the drainer exited before draining:\n{self.log}")
+
+    def _reap(self) -> int:
+        assert self.proc is not None
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.exited_at = time.monotonic()
+        self.exit_code = os.waitstatus_to_exitcode(status)
+        # reaped here, so Popen must not wait for it again
+        self.proc.returncode = self.exit_code
+        self.peak_rss_kb = int(usage.ru_maxrss)  # kilobytes on Linux
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
+        if self._reader is not None:
+            self._reader.join()
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return self.exit_code
+
+    async def finish(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the child to exit, then kill it; returns its exit code."""
+        if self.proc is None:
+            return 0
+        if self._waiter is None:
+            self._waiter = asyncio.ensure_future(asyncio.to_thread(self._reap))
+        done, _ = await asyncio.wait({self._waiter}, timeout=timeout_s)
+        if not done:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        return await self._waiter
+
+    def stop(self) -> None:
+        """Ask the child to stop (SIGTERM: graceful shutdown)."""
+        if self.proc is not None and self.exit_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    @property
+    def running(self) -> bool:
+        """True until the child has exited."""
+        return self.proc is not None and self.exit_code is None and self.proc.poll() is None
+
+    @property
+    def drain_seconds(self) -> float:
+        """From the start of draining to exit."""
+        start = self.draining_at if self.draining_at is not None else self.started_at
+        return self.exited_at - start
+
+    @property
+    def log(self) -> str:
+        """The last lines the child logged."""
+        return "\n".join(self.lines)
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+@dataclass(slots=True)
+class BenchOptions:
+    """What to measure and where."""
+
+    redis_url: str
+    database_url: str
+    entries: int = DEFAULT_ENTRIES
+    partitions: int = DEFAULT_PARTITIONS
+    rss_entries: tuple[int, ...] = DEFAULT_RSS_ENTRIES
+    delay_s: float = DEFAULT_DELAY_S
+    drainer_settings: Mapping[str, Any] = field(default_factory=dict)
+    workdir: Path | None = None
+    profile_dir: Path | None = None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def drainer_config(
+    path: Path,
+    *,
+    redis_url: str,
+    database_url: str,
+    schema: str,
+    prefix: str,
+    partitions: int,
+    drainer: Mapping[str, Any],
+) -> Path:
+    """Write the settings file the drainer child runs with.
+
+    ``drainer`` holds overrides: ``key`` for ``[drainer]``, ``section.key`` for another section.
+    """
+    plain = {k: v for k, v in drainer.items() if "." not in k}
+    sections: dict[str, dict[str, Any]] = {
+        "drainer": {"num_partitions": partitions, "stream_name": STREAM_NAME, **plain},
+        "master_database": {"url": database_url},
+        "redis": {"url": redis_url},
+        "server": {"enabled": False},
+        "multitenancy": {"enabled": True},
+        f"multitenancy.tenants.{TENANT_ID}": {"schema": schema, "redis_key_prefix": prefix},
+        "telemetry": {"log_level": "INFO"},
+    }
+    for dotted, value in drainer.items():
+        if "." in dotted:
+            section, _, key = dotted.rpartition(".")
+            sections.setdefault(section, {})[key] = value
+    lines = []
+    for name, body in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in body.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+class Bench:
+    """One benchmark run: its schema, its key prefix, its clients."""
+
+    def __init__(self, options: BenchOptions, workdir: Path, progress: Any = None) -> None:
+        self.options = options
+        self.workdir = workdir
+        self.progress = progress or (lambda message: None)
+        run_id = uuid.uuid4().hex[:8]
+        self.schema = f"drainer_bench_{run_id}"
+        self.prefix = f"drainer_bench_{run_id}"
+        self.layout = StreamLayout(STREAM_NAME, options.partitions, self.prefix)
+        self.redis = Redis.from_url(options.redis_url, decode_responses=True)
+        self.raw_redis = Redis.from_url(options.redis_url)  # bytes, as the baseline reads
+        self.producer = Producer(self.redis, self.layout)
+        self.pool: asyncpg.Pool | None = None
+        self.config = drainer_config(
+            workdir / "drainer.toml",
+            redis_url=options.redis_url,
+            database_url=options.database_url,
+            schema=self.schema,
+            prefix=self.prefix,
+            partitions=options.partitions,
+            drainer=options.drainer_settings,
+        )
+
+    async def __aenter__(self) -> Bench:
+        self.pool = await asyncpg.create_pool(
+            self.options.database_url,
+            min_size=POOL_SIZE,
+            max_size=POOL_SIZE,
+            server_settings={"search_path": self.schema, "application_name": "drainer-bench"},
+        )
+        await self.pool.execute(schema_sql(self.schema))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self.pool is not None:
+                await self.pool.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+                await self.pool.close()
+            await self._delete_keys()
+        finally:
+            await self.redis.aclose()
+            await self.raw_redis.aclose()
+
+    # ---- helpers
+
+    async def _delete_keys(self) -> None:
+        batch: list[str] = []
+        async for key in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self.redis.delete(*batch)
+                batch = []
+        if batch:
+            await self.redis.delete(*batch)
+
+    async def reset(self) -> None:
+        """Empty the table, the watermarks and every stream of the run."""
+        assert self.pool is not None
+        await self._delete_keys()
+        await self.pool.execute(f"TRUNCATE {TABLE}")
+        # the drainer creates its watermark table on first start
+        await self.pool.execute("DROP TABLE IF EXISTS drainer_watermark")
+
+    async def fill(self, ops: Iterable[tuple[Operation, str]]) -> int:
+        """Append ``ops`` to the partition streams, pipelined; returns how many."""
+        count = 0
+        for chunk in _batched(ops, FILL_CHUNK):
+            await self.producer.append_many(chunk)
+            count += len(chunk)
+        return count
+
+    async def backlog(self) -> int:
+        """Entries left in the run's partition streams."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in self.layout.all_streams():
+            pipe.xlen(stream)
+        return int(sum(await pipe.execute()))
+
+    async def rows(self) -> int:
+        """Rows in the benchmark table."""
+        assert self.pool is not None
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM {TABLE}"))
+
+    async def _check_drained(self, who: str, rows: int, *, succeeded: bool = False) -> None:
+        backlog = await self.backlog()
+        found = await self.rows()
+        if backlog or found != rows:
+            raise RuntimeError(f"{who}: {found} rows of {rows} and {backlog} entries left")
+        if succeeded:
+            assert self.pool is not None
+            done = await self.pool.fetchval(
+                f"SELECT count(*) FROM {TABLE} WHERE status = 'succeeded'"
+            )
+            if done != rows:
+                raise RuntimeError(f"{who}: only {done} of {rows} payments got every update")
+
+    # ---- contenders
+
+    async def run_drainer(self, name: str) -> DrainRun:
+        """The drainer in burst mode, as a child process."""
+        backlog = await self.backlog()
+        wrapper = None
+        if self.options.profile_dir is not None:
+            self.options.profile_dir.mkdir(parents=True, exist_ok=True)
+            out = self.options.profile_dir / f"{name}.svg"
+            wrapper = [str(_py_spy()), "record", "--subprocesses", "-o", str(out), "--"]
+        child = DrainerChild(self.config, burst=True, wrapper=wrapper)
+        child.start()
+        code = -1
+        try:
+            await child.wait_draining()
+            code = await child.finish(DRAIN_TIMEOUT_S)
+        finally:
+            if child.running:
+                code = await child.finish(0)
+        if code != 0:
+            raise RuntimeError(f"drainer exited with {code}:\n{child.log}")
+        return DrainRun(backlog, child.drain_seconds, child.peak_rss_kb)
+
+    async def run_baseline(self) -> DrainRun:
+        """The seed's algorithm on plain asyncpg, in this process."""
+        backlog = await self.backlog()
+        pool = await asyncpg.create_pool(
+            self.options.database_url,
+            min_size=POOL_SIZE,
+            max_size=POOL_SIZE,
+            server_settings={"search_path": self.schema, "application_name": "drainer-baseline"},
+        )
+        try:
+            types, keys = await SeedDrainer.describe(pool, self.schema)
+            seed = SeedDrainer(
+                self.raw_redis,
+                pool,
+                self.layout,
+                types,
+                keys,
+                max_read_count=int(self.options.drainer_settings.get("max_read_count", 100)),
+            )
+            started = time.monotonic()
+            stats = await asyncio.wait_for(seed.drain(), DRAIN_TIMEOUT_S)
+            seconds = time.monotonic() - started
+        finally:
+            await pool.close()
+        if stats.failed:
+            raise RuntimeError(f"baseline: {stats.failed} entries failed: {stats.errors}")
+        return DrainRun(backlog, seconds)
+
+    async def run_copy(self, count: int) -> DrainRun:
+        """The same rows with COPY: the database's ceiling."""
+        assert self.pool is not None
+        records = copy_records(count)
+        async with self.pool.acquire() as conn:
+            started = time.monotonic()
+            await conn.copy_records_to_table(
+                TABLE, records=records, columns=COPY_COLUMNS, schema_name=self.schema
+            )
+            seconds = time.monotonic() - started
+        return DrainRun(count, seconds)
+
+    async def run_delay(self, rate: float, seconds: float) -> DelayRun:
+        """The drainer running normally while a producer offers ``rate`` inserts/s."""
+        assert self.pool is not None
+        child = DrainerChild(self.config, burst=False)
+        child.start()
+        sent = 0
+        code = -1
+        try:
+            await child.wait_draining()
+            started_wall = datetime.now(UTC).replace(tzinfo=None)
+            started = time.monotonic()
+            while (elapsed := time.monotonic() - started) < seconds:
+                due = int(rate * elapsed) - sent
+                if due > 0:
+                    now = datetime.now(UTC).replace(tzinfo=None)
+                    ops = [
+                        (insert_op(TABLE, insert_row(i, now)), _partition_key(i))
+                        for i in range(sent, sent + due)
+                    ]
+                    await self.producer.append_many(ops)
+                    sent += due
+                await asyncio.sleep(DELAY_TICK_S)
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            while await self.rows() < sent:
+                if time.monotonic() > deadline or not child.running:
+                    raise RuntimeError(f"the drainer fell behind or stopped:\n{child.log}")
+                await asyncio.sleep(0.1)
+            child.stop()
+            code = await child.finish(CHILD_STOP_TIMEOUT_S)
+        finally:
+            if child.running:
+                child.stop()
+                code = await child.finish(CHILD_STOP_TIMEOUT_S)
+        if code != 0:
+            raise RuntimeError(f"drainer exited with {code}:\n{child.log}")
+        row = await self.pool.fetchrow(
+            f"""
+            SELECT count(*) AS n,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99,
+                   max(d) AS worst
+            FROM (
+                SELECT extract(epoch FROM (drained_at AT TIME ZONE 'UTC') - created_at) * 1000 AS d
+                FROM {TABLE} WHERE created_at >= $1
+            ) AS delays
+            """,
+            started_wall + timedelta(seconds=DELAY_WARMUP_S),
+        )
+        assert row is not None
+        return DelayRun(
+            rate,
+            seconds,
+            sent,
+            int(row["n"]),
+            float(row["p50"] or 0),
+            float(row["p99"] or 0),
+            float(row["worst"] or 0),
+        )
+
+    # ---- the whole run
+
+    async def run(self) -> BenchReport:
+        """Every measurement, in order; returns the report."""
+        options = self.options
+        began = time.monotonic()
+        report = BenchReport(machine=await self.machine(), config=self.describe())
+        n = options.entries
+
+        self.progress(f"inserts: filling {n:,} entries over {options.partitions} partitions")
+        for name in ("drainer", "baseline"):
+            await self.reset()
+            await self.fill(insert_ops(n))
+            self.progress(f"inserts: {name} draining")
+            run = await (self.run_drainer("inserts") if name == "drainer" else self.run_baseline())
+            await self._check_drained(name, n)
+            report.inserts[name] = run
+            self.progress(f"inserts: {name} {run.rate:,.0f} ops/s")
+        await self.reset()
+        report.inserts["limit"] = await self.run_copy(n)
+        self.progress(f"inserts: COPY {report.inserts['limit'].rate:,.0f} rows/s")
+
+        m = mix_size(n)
+        for name in ("drainer", "baseline"):
+            await self.reset()
+            await self.fill(mix_ops(n))
+            self.progress(f"mix: {name} draining {m:,} entries")
+            run = await (self.run_drainer("mix") if name == "drainer" else self.run_baseline())
+            await self._check_drained(name, m // (1 + MIX_UPDATES_PER_KEY), succeeded=True)
+            report.mix[name] = run
+            self.progress(f"mix: {name} {run.rate:,.0f} ops/s")
+
+        if options.delay_s > 0:
+            rate = max(MIN_OFFERED_RATE, report.inserts["drainer"].rate * DELAY_LOAD_FRACTION)
+            await self.reset()
+            self.progress(f"delay: offering {rate:,.0f} inserts/s for {options.delay_s:.0f}s")
+            report.delay = await self.run_delay(rate, options.delay_s)
+            self.progress(
+                f"delay: p50 {report.delay.p50_ms:.1f} ms, p99 {report.delay.p99_ms:.1f} ms"
+            )
+
+        for size in options.rss_entries:
+            await self.reset()
+            self.progress(f"rss: filling {size:,} entries")
+            await self.fill(insert_ops(size))
+            run = await self.run_drainer(f"rss_{size}")
+            await self._check_drained("drainer", size)
+            report.rss.append(run)
+            self.progress(f"rss: {size:,} entries, peak {run.peak_rss_kb / 1024:.0f} MiB")
+        report.seconds = time.monotonic() - began
+        return report
+
+    def describe(self) -> dict[str, Any]:
+        """The run's parameters."""
+        return {
+            "entries": self.options.entries,
+            "mix_entries": mix_size(self.options.entries),
+            "partitions": self.options.partitions,
+            "rss_entries": list(self.options.rss_entries),
+            "delay_seconds": self.options.delay_s,
+            "drainer_settings": dict(self.options.drainer_settings),
+            "baseline_pool_size": POOL_SIZE,
+            "schema": self.schema,
+            "redis_prefix": self.prefix,
+        }
+
+    async def machine(self) -> dict[str, Any]:
+        """The machine and server versions the numbers come from."""
+        assert self.pool is not None
+        info = await self.redis.info("server")
+        return {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_gib": round(_memory_kib() / 1024 / 1024, 1),
+            "python": platform.python_version(),
+            "postgresql": await self.pool.fetchval("SHOW server_version"),
+            "redis": info.get("redis_version"),
+            "platform": platform.platform(),
+        }
+
+
+def _py_spy() -> Path:
+    candidate = Path(sys.executable).parent / "py-spy"
+    if not candidate.exists():
+        raise RuntimeError("--profile needs py-spy in the virtual environment")
+    return candidate
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_kib() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def run_bench(options: BenchOptions, progress: Any = None) -> BenchReport:
+    """Run the whole benchmark against the servers in ``options``."""
+    workdir = options.workdir or Path.cwd()
+    async with Bench(options, workdir, progress) as bench:
+        return await bench.run()
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _rate(run: DrainRun | None) -> str:
+    return f"{run.rate:,.0f}" if run is not None else "-"
+
+
+def print_report(report: BenchReport, console: Any = None) -> None:
+    """Print the report as tables (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    m = report.machine
+    console.print(
+        f"[bold]drainer bench[/bold]: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"Python {m['python']}, PostgreSQL {m['postgresql']}, Redis {m['redis']}"
+    )
+    cfg = report.config
+    table = Table(title=f"{cfg['partitions']} partitions, same servers, same data, one run")
+    table.add_column("measure")
+    table.add_column("drainer", justify="right")
+    table.add_column("baseline (seed)", justify="right")
+    table.add_column("limit (COPY)", justify="right")
+    table.add_column("drainer/baseline", justify="right")
+    table.add_column("drainer/limit", justify="right")
+    ins = report.inserts
+    table.add_row(
+        f"inserts, ops/s ({cfg['entries']:,} entries)",
+        _rate(ins.get("drainer")),
+        _rate(ins.get("baseline")),
+        _rate(ins.get("limit")),
+        f"{report.inserts_vs_baseline:.1f}x",
+        f"{report.inserts_vs_limit:.0%}",
+    )
+    table.add_row(
+        f"1 insert + 3 updates, ops/s ({cfg['mix_entries']:,} entries)",
+        _rate(report.mix.get("drainer")),
+        _rate(report.mix.get("baseline")),
+        "-",
+        f"{report.mix_vs_baseline:.1f}x",
+        "-",
+    )
+    if report.delay is not None:
+        d = report.delay
+        table.add_row(
+            f"delay p50 / p99 at {d.offered_rate:,.0f} ops/s offered",
+            f"{d.p50_ms:.0f} / {d.p99_ms:.0f} ms",
+            "",
+            "",
+            "",
+            "",
+        )
+    for run in report.rss:
+        table.add_row(
+            f"peak RSS, {run.entries:,} backlog",
+            f"{run.peak_rss_kb / 1024:.0f} MiB ({run.rate:,.0f} ops/s)",
+            "",
+            "",
+            "",
+            "",
+        )
+    console.print(table)
+    targets = Table(title="targets")
+    targets.add_column("target")
+    targets.add_column("measured", justify="right")
+    targets.add_column("required", justify="right")
+    targets.add_column("holds")
+    for t in report.targets():
+        if t.unit == "%":
+            measured, required = f"{t.measured:.0%}", f"{t.required:.0%}"
+        elif t.unit == "x":
+            measured, required = f"{t.measured:.2f}x", f"{t.required:.0f}x"
+        else:
+            measured, required = f"{t.measured:.0f} {t.unit}", f"{t.required:.0f} {t.unit}"
+        sign = ">=" if t.higher_is_better else "<="
+        targets.add_row(
+            t.name,
+            measured,
+            f"{sign} {required}",
+            "[green]yes[/green]" if t.holds else "[red]no[/red]",
+        )
+    console.print(targets)
+    console.print(f"total {report.seconds:.0f}s")

@@ -1,0 +1,66 @@
+"""Hooks the consumer loop calls as it works, so telemetry can watch without being wired in.
+
+The consumer side knows nothing of OpenTelemetry: a :class:`DrainObserver` is told
+what happened (entries read, a batch committed or failed, an error) and the
+application's telemetry turns that into metrics and spans. The base class does
+nothing, so a tenant without telemetry pays one method call per batch.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from db.operations import OpKind
+
+if TYPE_CHECKING:
+    from consumers.group import ReadResult
+    from db.executor import BatchEntry, BatchResult
+
+
+class ErrorClass(enum.StrEnum):
+    """Where the consumer loop failed (the ``class`` of the errors metric)."""
+
+    READ = "read"  # Redis: reading, claiming, dead-lettering
+    PARSE = "parse"  # an entry that is not a valid operation for the target tables
+    QUERY = "query"  # the database: unreachable, refused a row, matched no row
+    ACK = "ack"  # acknowledging a committed batch
+
+
+#: Dead-letter error classes that mean the entry itself could not be understood.
+PARSE_ERROR_CLASSES = frozenset(
+    {"malformed", "unknown_table", "unknown_column", "coercion", "missing_key", "permanent"}
+)
+
+
+class DrainObserver:
+    """Told what a tenant's partition workers do; every hook is a no-op here."""
+
+    def entries_read(self, stream: str, read: ReadResult) -> None:
+        """A read returned entries (new, own or just claimed)."""
+
+    def batch_done(
+        self,
+        stream: str,
+        read: ReadResult,
+        batch: Sequence[BatchEntry],
+        result: BatchResult,
+        started_ns: int,
+    ) -> None:
+        """A batch's transaction committed (``started_ns``: wall clock when it began)."""
+
+    def batch_failed(
+        self, stream: str, batch: Sequence[BatchEntry], error: BaseException, started_ns: int
+    ) -> None:
+        """A batch's transaction could not commit; its entries stay pending."""
+
+    def error(self, stream: str, error_class: ErrorClass) -> None:
+        """The partition worker hit an error of ``error_class``."""
+
+    def statement(self, kind: OpKind, table: str, duration_s: float, rows: int) -> None:
+        """One SQL statement of a batch ran (``rows`` entries, e.g. a multi-row insert)."""
+
+
+#: The shared do-nothing observer of tenants without telemetry.
+NO_OBSERVER = DrainObserver()

@@ -1,0 +1,244 @@
+"""Statements compiled once by SQLAlchemy and run on the batch session's own connection.
+
+Executing a statement through SQLAlchemy costs far more client CPU than the
+database spends on a one-row write: building the statement, its cache key and
+an execution context, then processing the result took about 200 µs per update
+on this path (``docs/performance.md``), against about 40 µs for the same
+statement sent by asyncpg. The drainer's statements come in few shapes (a
+table and a set of columns), so each shape is compiled once by SQLAlchemy,
+from the mapped table and with its bind processors, and then run directly on
+the asyncpg connection under the batch's session: inside the session's
+transaction and savepoints, so the fence and the careful path are unchanged.
+
+Driver errors are raised as SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError`
+wrapping the asyncpg exception, so callers classify them (SQLSTATE, transient
+or permanent) exactly as they do errors from ``session.execute``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from sqlalchemy import ARRAY, and_, bindparam, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import TableModel
+
+Processor = Callable[[Any], Any]
+
+#: Statement shapes kept per database before the cache starts over.
+MAX_SHAPES = 1024
+#: Where a positional parameter's value comes from: the row/SET values, or the key.
+FROM_VALUES = 0
+FROM_KEY = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """One statement shape: its SQL and how to build its positional arguments."""
+
+    sql: str
+    sources: tuple[tuple[int, str], ...]
+    processors: tuple[Processor | None, ...]
+    # (position, processor) of the parameters that have a bind processor
+    _processed: tuple[tuple[int, Processor], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        processed = tuple((i, p) for i, p in enumerate(self.processors) if p is not None)
+        object.__setattr__(self, "_processed", processed)
+
+    def args(self, values: Mapping[str, Any], key: Mapping[str, Any] | None = None) -> list[Any]:
+        """The positional arguments for one execution, bind-processed as SQLAlchemy would."""
+        out = [
+            values[name] if source == FROM_VALUES else key[name]  # type: ignore[index]
+            for source, name in self.sources
+        ]
+        for index, process in self._processed:  # once per entry: only the few that need it
+            out[index] = process(out[index])
+        return out
+
+    def array_args(
+        self, rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[list[Any]]:
+        """One array per positional parameter, over ``(values, key)`` rows (``unnest``)."""
+        out = []
+        for (source, name), process in zip(self.sources, self.processors, strict=True):
+            if process is None:
+                out.append([row[source][name] for row in rows])
+            else:
+                out.append([process(row[source][name]) for row in rows])
+        return out
+
+
+class DriverStatements:
+    """The compiled statements of one database, by shape."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        # None marks a shape SQLAlchemy must execute itself
+        self._cache: dict[tuple[Any, ...], DriverStatement | None] = {}
+
+    def _compile(self, stmt: Any, sources: Mapping[str, tuple[int, str]]) -> DriverStatement | None:
+        compiled = stmt.compile(dialect=self.dialect)
+        order = compiled.positiontup
+        if order is None or any(name not in sources for name in order):
+            # a parameter of SQLAlchemy's own (a Python-side column default or
+            # onupdate, computed per execution): this shape stays with SQLAlchemy
+            return None
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
+            for name in order
+        )
+        return DriverStatement(str(compiled), tuple(sources[name] for name in order), processors)
+
+    def insert(self, model: TableModel, columns: Sequence[str]) -> DriverStatement | None:
+        """``INSERT`` of ``columns`` (Column keys), ``ON CONFLICT DO NOTHING`` on the key."""
+        cache_key = ("insert", model.name, tuple(columns))
+        try:
+            return self._cache[cache_key]
+        except KeyError:
+            self._bound()
+            names = {f"v{i}": (FROM_VALUES, column) for i, column in enumerate(columns)}
+            stmt = pg_insert(model.table).values(
+                {column: bindparam(f"v{i}") for i, column in enumerate(columns)}
+            )
+            if model.conflict_columns:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(model.conflict_columns))
+            found = self._cache[cache_key] = self._compile(stmt, names)
+            return found
+
+    def update(
+        self, model: TableModel, columns: Sequence[str], key: Sequence[str]
+    ) -> DriverStatement | None:
+        """``UPDATE`` setting ``columns`` of the row whose key columns equal ``key``."""
+        cache_key = ("update", model.name, tuple(columns), tuple(key))
+        try:
+            return self._cache[cache_key]
+        except KeyError:
+            self._bound()
+            table = model.table
+            names = {f"v{i}": (FROM_VALUES, column) for i, column in enumerate(columns)}
+            names |= {f"k{i}": (FROM_KEY, column) for i, column in enumerate(key)}
+            stmt = (
+                update(table)
+                .where(
+                    and_(*(table.c[column] == bindparam(f"k{i}") for i, column in enumerate(key)))
+                )
+                .values({column: bindparam(f"v{i}") for i, column in enumerate(columns)})
+            )
+            found = self._cache[cache_key] = self._compile(stmt, names)
+            return found
+
+    def delete(self, model: TableModel, key: Sequence[str]) -> DriverStatement | None:
+        """``DELETE`` of the row whose key columns equal ``key``."""
+        cache_key = ("delete", model.name, tuple(key))
+        try:
+            return self._cache[cache_key]
+        except KeyError:
+            self._bound()
+            table = model.table
+            names = {f"k{i}": (FROM_KEY, column) for i, column in enumerate(key)}
+            stmt = delete(table).where(
+                and_(*(table.c[column] == bindparam(f"k{i}") for i, column in enumerate(key)))
+            )
+            found = self._cache[cache_key] = self._compile(stmt, names)
+            return found
+
+    def update_many(
+        self, model: TableModel, columns: Sequence[str], key: Sequence[str]
+    ) -> DriverStatement | None:
+        """One ``UPDATE ... FROM unnest(...)`` for many rows, or None if a type rules it out.
+
+        Each parameter is an array of one column's values (``array_args``); the rows
+        must have distinct keys, so the statement changes each row at most once and
+        its command tag counts the rows found.
+        """
+        cache_key = ("update_many", model.name, tuple(columns), tuple(key))
+        try:
+            return self._cache[cache_key]
+        except KeyError:
+            self._bound()
+            found = self._cache[cache_key] = self._compile_update_many(model, columns, key)
+            return found
+
+    def _bound(self) -> None:
+        # Shapes follow the producers' column sets, which are few; a producer that
+        # varies them without end must not grow this cache without end.
+        if len(self._cache) >= MAX_SHAPES:
+            self._cache.clear()
+
+    def _compile_update_many(
+        self, model: TableModel, columns: Sequence[str], key: Sequence[str]
+    ) -> DriverStatement | None:
+        table = model.table
+        quote = self.dialect.identifier_preparer.quote
+        targets = [table.c[column] for column in (*columns, *key)]
+        # unnest() flattens nested arrays: array columns go one statement per row;
+        # a Python-side onupdate is SQLAlchemy's to compute, per row
+        if any(isinstance(col.type, ARRAY) for col in targets) or any(
+            col.onupdate is not None for col in table.columns
+        ):
+            return None
+        try:
+            types = [col.type.compile(dialect=self.dialect) for col in targets]
+        except CompileError:  # a type with no SQL name of its own: one statement per row
+            return None
+        aliases = [f"c{i}" for i in range(len(columns))] + [f"k{i}" for i in range(len(key))]
+        name = self.dialect.identifier_preparer.format_table(table)
+        sets = ", ".join(
+            f"{quote(table.c[column].name)} = v.{alias}"
+            for column, alias in zip(columns, aliases, strict=False)
+        )
+        where = " AND ".join(
+            f"{name}.{quote(table.c[column].name)} = v.k{i}" for i, column in enumerate(key)
+        )
+        arrays = ", ".join(f"${i}::{type_}[]" for i, type_ in enumerate(types, 1))
+        sql = (
+            f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({', '.join(aliases)}) "
+            f"WHERE {where}"
+        )
+        sources = tuple((FROM_VALUES, column) for column in columns) + tuple(
+            (FROM_KEY, column) for column in key
+        )
+        processors = tuple(
+            col.type.dialect_impl(self.dialect).bind_processor(self.dialect) for col in targets
+        )
+        return DriverStatement(sql, sources, processors)
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's current transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+def _wrapped(sql: str, exc: BaseException) -> DBAPIError:
+    return DBAPIError(sql, None, exc)
+
+
+async def execute(driver: asyncpg.Connection, stmt: DriverStatement, args: Sequence[Any]) -> int:
+    """Run ``stmt`` once; returns the rows it touched."""
+    try:
+        status = await driver.execute(stmt.sql, *args)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _wrapped(stmt.sql, exc) from exc
+    # the command tag: "UPDATE 1", "DELETE 0", "INSERT 0 1"
+    _, _, count = status.rpartition(" ")
+    return int(count) if count.isdigit() else 0
+
+
+async def execute_many(
+    driver: asyncpg.Connection, stmt: DriverStatement, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Run ``stmt`` once per row, pipelined in one round trip."""
+    try:
+        await driver.executemany(stmt.sql, rows)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _wrapped(stmt.sql, exc) from exc

@@ -1,0 +1,47 @@
+"""Run a drainer in-process with its operator API reachable through an httpx client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+
+from api.app import create_app
+from app.lifecycle import Drainer, open_stores
+from app.settings import Settings
+
+BASE_URL = "http://drainer.test"
+
+
+@contextlib.asynccontextmanager
+async def api_client(
+    settings: Settings,
+    *,
+    span_processors: Sequence[Any] = (),
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[Drainer, httpx.AsyncClient]]:
+    """A running drainer (consumer loop on this loop) and a client of its app (ASGI)."""
+    stores = await open_stores(settings)
+    drainer = Drainer(settings, stores, serve_api=False, span_processors=span_processors)
+    task = asyncio.create_task(drainer.run(), name="drainer-under-test")
+    transport = httpx.ASGITransport(app=create_app(drainer))
+    client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers)
+    try:
+        yield drainer, client
+    finally:
+        await client.aclose()
+        drainer.request_stop("test over")
+        await task
+        await drainer.close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a drainer subprocess's API)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

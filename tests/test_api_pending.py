@@ -1,0 +1,296 @@
+"""GET /pending, GET /pending/{stream}/entries and POST /replay against a running drainer.
+
+A consumer "killed mid-batch" is simulated by reading entries as ``ghost`` with
+XREADGROUP and never acknowledging them; ``claim_min_idle_ms`` is long, so the
+drainer leaves them alone (the partition is busy) until an operator replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from app.lifecycle import consumer_options, open_stores
+from app.settings import Settings
+from consumers.partition import PartitionWorker
+from consumers.producer import Producer, insert_op, update_op
+from consumers.streams import StreamLayout
+from tests.support.api import api_client
+from tests.support.drainer import REDIS_URL, settings_from, wait_until, write_config
+
+GROUP = "drainer"
+GHOST = "ghost"
+KEY = "mid_m1_pid_pay_1"
+SCHEMA = "CREATE TABLE item (id text PRIMARY KEY, n int NOT NULL)"
+
+
+def _url(stream: str) -> str:
+    return quote(stream, safe="")
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def conn(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(pg_dsn)
+    await connection.execute(SCHEMA)
+    yield connection
+    await connection.close()
+
+
+def _settings(tmp_path: Path, dsn: str, prefix: str) -> Settings:
+    # long claim time: entries held by the ghost stay with it unless replayed
+    config = write_config(
+        tmp_path / "p.toml", dsn, prefix=prefix, drainer={"claim_min_idle_ms": 600_000}
+    )
+    return settings_from(config)
+
+
+async def _held_by_ghost(redis: aioredis.Redis, producer: Producer, ops: int) -> list[str]:
+    """Append ``ops`` operations for KEY and read them as the ghost (never acked)."""
+    stream = producer.layout.stream_for(KEY)
+    await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    operations = [
+        insert_op("item", {"id": "i1", "n": 1}),
+        update_op("item", {"id": "i1"}, {"n": 2}),
+        insert_op("item", {"id": "i2", "n": 3}),
+    ]
+    ids = [(await producer.append(op, partition_key=KEY)).entry_id for op in operations[:ops]]
+    await redis.xreadgroup(GROUP, GHOST, {stream: ">"}, count=len(ids))
+    return ids
+
+
+async def test_inspect_and_replay_entries_of_a_consumer_killed_mid_batch(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, redis: aioredis.Redis, conn: asyncpg.Connection
+) -> None:
+    producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
+    stream = producer.layout.stream_for(KEY)
+    ids = await _held_by_ghost(redis, producer, 3)
+    async with api_client(_settings(tmp_path, pg_dsn, redis_prefix)) as (_drainer, client):
+        summary = (await client.get("/pending", params={"nonempty": "true"})).json()
+        assert summary["total"] == 3 and summary["pending"] == 3
+        [tenant] = summary["tenants"]
+        [part] = tenant["partitions"]
+        assert part["stream"] == stream and part["backlog"] == 3 and part["pending"] == 3
+        assert part["consumers"] == [{"name": GHOST, "pending": 3}]
+        assert part["oldest_pending_id"] == ids[0] and part["max_deliveries"] == 1
+        assert part["oldest_pending_idle_ms"] >= 0 and part["oldest_pending_age_ms"] >= 0
+
+        page = (await client.get(f"/pending/{_url(stream)}/entries")).json()
+        assert [e["id"] for e in page["items"]] == ids and page["next_after"] is None
+        first = page["items"][0]
+        assert first["consumer"] == GHOST and first["deliveries"] == 1
+        assert first["global_id"] == KEY and first["request_id"]
+        assert first["operation"] == {
+            "op": "insert",
+            "tag": "item",
+            "table": "item",
+            "key": {"id": "i1"},
+        }
+        assert page["items"][1]["operation"]["op"] == "update"
+        assert page["items"][1]["operation"]["key"] == {"id": "i1"}
+
+        one = (await client.get(f"/pending/{_url(stream)}/entries", params={"limit": 2})).json()
+        assert [e["id"] for e in one["items"]] == ids[:2] and one["next_after"] == ids[1]
+        two = await client.get(
+            f"/pending/{_url(stream)}/entries", params={"after": one["next_after"]}
+        )
+        assert [e["id"] for e in two.json()["items"]] == ids[2:]
+        for params in ({"consumer": "someone-else"}, {"min_idle_ms": 10**9}):
+            resp = await client.get(f"/pending/{_url(stream)}/entries", params=params)
+            assert resp.json()["items"] == []
+
+        # replaying the update applies the insert before it first, in order
+        resp = await client.post(f"/replay/{_url(stream)}/{ids[1]}")
+        assert resp.status_code == 200, resp.text
+        result = resp.json()
+        assert result["outcome"] == "applied"
+        assert [(e["id"], e["outcome"]) for e in result["entries"]] == [
+            (ids[0], "applied"),
+            (ids[1], "applied"),
+        ]
+        assert all(e["previous_consumer"] == GHOST for e in result["entries"])
+        assert result["entries"][1]["global_id"] == KEY
+        assert result["watermark"] == ids[1]
+        assert await conn.fetchval("SELECT n FROM item WHERE id = 'i1'") == 2
+        left = (await client.get(f"/pending/{_url(stream)}/entries")).json()["items"]
+        assert [(e["id"], e["consumer"]) for e in left] == [(ids[2], GHOST)]
+
+        resp = await client.post(f"/replay/{_url(stream)}/{ids[2]}")
+        assert resp.json()["outcome"] == "applied"
+        assert await conn.fetchval("SELECT n FROM item WHERE id = 'i2'") == 3
+
+        async def drained() -> bool:
+            return bool((await client.get("/pending")).json()["total"] == 0)
+
+        await wait_until(drained, timeout_s=10)
+        again = await client.post(f"/replay/{_url(stream)}/{ids[2]}")
+        assert again.status_code == 404 and "no pending entry" in again.json()["detail"]
+        # the replay consumer does not linger in the group once it holds nothing
+        consumers = {c["name"] for c in await redis.xinfo_consumers(stream, GROUP)}
+        assert not any(name.endswith(":replay") for name in consumers)
+
+
+async def test_replay_reports_an_entry_the_fence_finds_applied(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, redis: aioredis.Redis, conn: asyncpg.Connection
+) -> None:
+    producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
+    stream = producer.layout.stream_for(KEY)
+    [entry_id] = await _held_by_ghost(redis, producer, 1)
+    async with api_client(_settings(tmp_path, pg_dsn, redis_prefix)) as (_drainer, client):
+        # the ghost had committed its batch and died before acknowledging it
+        ms, seq = entry_id.split("-")
+        await conn.execute("INSERT INTO item VALUES ('i1', 1)")
+        await conn.execute(
+            "INSERT INTO drainer_watermark (stream, last_ms, last_seq) VALUES ($1, $2, $3) "
+            "ON CONFLICT (stream) DO UPDATE SET last_ms = $2, last_seq = $3",
+            stream,
+            int(ms),
+            int(seq),
+        )
+        result = (await client.post(f"/replay/{_url(stream)}/{entry_id}")).json()
+        assert result["outcome"] == "skipped"
+        assert "already applied" in result["message"]
+        assert await redis.xlen(stream) == 0  # acknowledged and deleted, not applied twice
+        assert await conn.fetchval("SELECT count(*) FROM item") == 1
+
+
+async def test_replay_dead_letters_a_bad_entry_and_leaves_a_missing_row_pending(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, redis: aioredis.Redis, conn: asyncpg.Connection
+) -> None:
+    layout = StreamLayout("DRAINER_STREAM", 8, redis_prefix)
+    producer = Producer(redis, layout)
+    stream = layout.stream_for(KEY)
+    await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    bad = await producer.insert("item", {"id": "x", "nope": 1}, partition_key=KEY)
+    missing = await producer.update("item", {"id": "absent"}, {"n": 5}, partition_key=KEY)
+    await redis.xreadgroup(GROUP, GHOST, {stream: ">"}, count=10)
+    async with api_client(_settings(tmp_path, pg_dsn, redis_prefix)) as (_drainer, client):
+        dead = (await client.post(f"/replay/{_url(stream)}/{bad.entry_id}")).json()
+        assert dead["outcome"] == "dead"
+        assert dead["entries"][0]["error_class"] == "unknown_column"
+        assert await redis.xlen(layout.dead_letter_key) == 1
+
+        retry = (await client.post(f"/replay/{_url(stream)}/{missing.entry_id}")).json()
+        assert retry["outcome"] == "retry" and "stays pending" in retry["message"]
+        assert retry["entries"][0]["attempt"] == 2  # the ghost's read, then the replay's
+        held = (await client.get(f"/pending/{_url(stream)}/entries")).json()["items"]
+        assert [(e["id"], e["consumer"]) for e in held] == [(missing.entry_id, retry["consumer"])]
+
+
+async def test_bad_streams_and_ids_are_4xx_with_a_message(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, conn: asyncpg.Connection
+) -> None:
+    stream = StreamLayout("DRAINER_STREAM", 8, redis_prefix).stream_key(3)
+    async with api_client(_settings(tmp_path, pg_dsn, redis_prefix)) as (_drainer, client):
+        cases = [
+            ("GET", "/pending/nope/entries", 404, "unknown stream"),
+            ("GET", f"/pending/{_url(stream + 'x')}/entries", 404, "unknown stream"),
+            ("GET", f"/pending/{_url(stream)}/entries?after=12", 422, "not a stream entry id"),
+            ("GET", f"/pending/{_url(stream)}/entries?limit=0", 422, "query limit"),
+            ("GET", "/pending?tenant=nobody", 404, "unknown tenant"),
+            ("POST", f"/replay/{_url(stream)}/abc", 422, "not a stream entry id"),
+            ("POST", f"/replay/{_url(stream)}/99999999999999999999999-0", 422, "entry id"),
+            ("POST", f"/replay/{_url(stream)}/1-1", 404, "no pending entry"),
+            ("POST", "/replay/nope/1-1", 404, "unknown stream"),
+        ]
+        for method, path, code, words in cases:
+            resp = await client.request(method, path)
+            assert resp.status_code == code, (path, resp.text)
+            assert words in resp.json()["detail"], (path, resp.text)
+        empty = (await client.get(f"/pending/{_url(stream)}/entries")).json()
+        assert empty["items"] == [] and empty["partition"] == 3
+
+
+async def test_replaying_an_entry_its_own_worker_is_retrying_applies_it_once(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, redis: aioredis.Redis, conn: asyncpg.Connection
+) -> None:
+    await conn.execute(
+        """
+        CREATE TABLE update_log (id bigserial PRIMARY KEY, item text, n int);
+        CREATE FUNCTION log_update() RETURNS trigger AS $$
+        BEGIN INSERT INTO update_log (item, n) VALUES (NEW.id, NEW.n); RETURN NEW; END
+        $$ LANGUAGE plpgsql;
+        CREATE TRIGGER log_update AFTER UPDATE ON item FOR EACH ROW EXECUTE FUNCTION log_update();
+        """
+    )
+    config = write_config(
+        tmp_path / "r.toml",
+        pg_dsn,
+        prefix=redis_prefix,
+        # the worker keeps retrying the update, slowly, without giving up
+        drainer={"max_attempts": 100, "retry_backoff_base_ms": 300, "retry_backoff_max_ms": 600},
+    )
+    producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
+    stream = producer.layout.stream_for(KEY)
+    async with api_client(settings_from(config)) as (drainer, client):
+        sent = await producer.update("item", {"id": "i1"}, {"n": 7}, partition_key=KEY)
+
+        async def retried() -> bool:
+            items = (await client.get(f"/pending/{_url(stream)}/entries")).json()["items"]
+            return bool(items) and items[0]["deliveries"] >= 2
+
+        await wait_until(retried, timeout_s=20)
+        await conn.execute("INSERT INTO item VALUES ('i1', 0)")
+        result = (await client.post(f"/replay/{_url(stream)}/{sent.entry_id}")).json()
+        assert result["outcome"] in ("applied", "acknowledged"), result
+        if result["outcome"] == "applied":
+            [entry] = result["entries"]
+            assert entry["previous_consumer"] == drainer.options.consumer
+
+        async def settled() -> bool:
+            return bool((await client.get("/pending")).json()["total"] == 0)
+
+        await wait_until(settled, timeout_s=20)
+        await asyncio.sleep(1.0)  # past the worker's next retry: it must not apply it again
+    assert await conn.fetchval("SELECT n FROM item WHERE id = 'i1'") == 7
+    assert await conn.fetchval("SELECT count(*) FROM update_log") == 1
+
+
+async def test_a_batch_finishes_when_a_redis_call_swallows_the_keepalive_cancel(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, conn: asyncpg.Connection
+) -> None:
+    """Python 3.11's asyncio.wait_for (used by redis-py) can swallow a cancellation.
+
+    The keep-alive of a batch is cancelled when the batch commits; if it kept
+    looping, the batch (and a replay, which runs the same path) would never be
+    acknowledged.
+    """
+    settings = _settings(tmp_path, pg_dsn, redis_prefix)
+    stores = await open_stores(settings)
+    store = stores["t1"]
+    try:
+        # a keep-alive round every 50 ms
+        options = dataclasses.replace(consumer_options(settings), claim_min_idle_ms=150)
+        worker = PartitionWorker(
+            store.tenant, 0, store.redis, options, asyncio.Semaphore(1), asyncio.Event()
+        )
+
+        async def swallowing_refresh(ids: list[str]) -> int:
+            try:
+                await asyncio.sleep(0.2)
+            except asyncio.CancelledError:
+                return 0  # what wait_for does when the write had already finished
+            return len(ids)
+
+        worker.group.refresh = swallowing_refresh  # type: ignore[method-assign]
+        keepalive = asyncio.create_task(worker._keep_fresh(["1-1"]))
+        await asyncio.sleep(0.15)  # inside the refresh (50 ms wait, then 200 ms)
+        keepalive.cancel()
+        done, _ = await asyncio.wait({keepalive}, timeout=2)
+        assert done and keepalive.cancelled()
+    finally:
+        await store.close()
+        await store.redis.aclose()

@@ -1,0 +1,105 @@
+"""``drainer bench --quick``: every row of the report, with sane values (no timing limits)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.support.drainer import REDIS_URL
+
+BENCH_TIMEOUT_S = 180
+
+
+async def test_quick_bench_reports_every_measure(
+    tmp_path: Path, pg_dsn: str, redis_url: str
+) -> None:
+    report = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "bench",
+            "--quick",
+            "--partitions",
+            "8",
+            "--redis-url",
+            redis_url,
+            "--database-url",
+            pg_dsn,
+            "--json",
+            str(report),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(report.read_text())
+
+    # the printed table has every row
+    for row in ("inserts, ops/s", "1 insert + 3 updates", "delay p50 / p99", "peak RSS"):
+        assert row in proc.stdout, proc.stdout
+    for column in ("drainer", "baseline (seed)", "limit (COPY)"):
+        assert column in proc.stdout
+
+    # every contender drained the whole backlog at a positive rate
+    inserts, mix = data["inserts"], data["mix"]
+    assert set(inserts) == {"drainer", "baseline", "limit"}
+    assert set(mix) == {"drainer", "baseline"}
+    for run in [*inserts.values(), *mix.values()]:
+        assert run["entries"] > 0 and run["seconds"] > 0 and run["ops_per_s"] > 0
+    assert inserts["drainer"]["entries"] == inserts["baseline"]["entries"]
+    assert inserts["limit"]["entries"] == inserts["drainer"]["entries"]
+    assert mix["drainer"]["entries"] == mix["baseline"]["entries"]
+
+    # ratios are computed from those rates
+    ratios = data["ratios"]
+    assert ratios["inserts_drainer_vs_baseline"] == pytest.approx(
+        inserts["drainer"]["ops_per_s"] / inserts["baseline"]["ops_per_s"], rel=0.01
+    )
+    assert ratios["mix_drainer_vs_baseline"] == pytest.approx(
+        mix["drainer"]["ops_per_s"] / mix["baseline"]["ops_per_s"], rel=0.01
+    )
+    assert ratios["inserts_drainer_vs_limit"] == pytest.approx(
+        inserts["drainer"]["ops_per_s"] / inserts["limit"]["ops_per_s"], rel=0.01
+    )
+
+    # delay at a fixed offered rate, measured on the rows the drainer wrote
+    delay = data["delay"]
+    assert delay["offered_ops_per_s"] > 0 and delay["samples"] > 0
+    assert 0 < delay["p50_ms"] <= delay["p99_ms"] <= delay["max_ms"]
+
+    # peak RSS of the drainer process at two backlog sizes
+    rss = data["rss"]
+    assert len(rss) == 2 and rss[0]["entries"] < rss[1]["entries"]
+    assert all(r["peak_rss_kb"] > 10_000 for r in rss)
+    assert data["rss_growth"] == pytest.approx(
+        rss[1]["peak_rss_kb"] / rss[0]["peak_rss_kb"] - 1, abs=0.001
+    )
+    assert {t["name"] for t in data["targets"]} >= {
+        "inserts: drainer / baseline",
+        "mix: drainer / baseline",
+        "inserts: drainer / COPY limit",
+        "delay p99 at fixed rate",
+        "peak RSS growth, small to large backlog",
+    }
+    assert data["machine"]["cores"] and data["machine"]["postgresql"]
+
+    # the run cleaned up after itself
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        prefix = data["config"]["redis_prefix"]
+        assert not [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    finally:
+        await client.aclose()

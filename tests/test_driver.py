@@ -1,0 +1,193 @@
+"""The executor's driver path: grouped updates, fallbacks to SQLAlchemy, refusals in a batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from db.executor import BatchEntry, EntryResult, Executor, Outcome
+from db.fence import create_watermark_table
+from db.models import ModelRegistry
+from db.operations import Operation, OpKind
+from tests.conftest import sqlalchemy_url
+
+NOW = dt.datetime(2026, 5, 1, 12, 0, 0)
+STREAM = "s"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+metadata = Base.metadata
+account = sa.Table(
+    "account",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("balance", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.String),
+    sa.Column("tags", ARRAY(sa.String)),
+    sa.Column("seen_at", sa.DateTime),
+    # Python-side default and onupdate: SQLAlchemy computes them per execution
+    sa.Column("version", sa.Integer, default=1, onupdate=lambda: 2),
+)
+child = sa.Table(
+    "child",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("account_id", sa.String, sa.ForeignKey("account.id"), nullable=False),
+)
+plain = sa.Table(
+    "plain",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.DateTime),
+)
+
+
+class Account(Base):
+    __table__ = account
+
+
+class Child(Base):
+    __table__ = child
+
+
+class Plain(Base):
+    __table__ = plain
+
+
+class Hooks:
+    """Batch hooks that keep the dead letters in memory."""
+
+    def __init__(self) -> None:
+        self.dead: list[EntryResult] = []
+
+    async def confirm_went_back(self, entries: Sequence[BatchEntry]) -> Sequence[BatchEntry]:
+        return entries
+
+    async def dead_letter(self, results: Sequence[EntryResult]) -> None:
+        self.dead.extend(results)
+
+
+@pytest.fixture
+async def engine(pg_dsn: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(sqlalchemy_url(pg_dsn))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await create_watermark_table(conn)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def executor(engine: AsyncEngine) -> Executor:
+    return Executor(engine, ModelRegistry.from_models([Account, Child, Plain]), max_attempts=3)
+
+
+def _batch(ops: Sequence[Operation], start: int = 1, attempt: int = 1) -> list[BatchEntry]:
+    return [
+        BatchEntry(
+            entry_id=f"{start + i}-0", position=(start + i, 0), operation=op, attempt=attempt
+        )
+        for i, op in enumerate(ops)
+    ]
+
+
+def ins(table: str, **values: Any) -> Operation:
+    return Operation(OpKind.INSERT, table, values)
+
+
+def upd(table: str, key: str, **values: Any) -> Operation:
+    return Operation(OpKind.UPDATE, f"{table}_update", values, {"id": key})
+
+
+def dele(table: str, key: str) -> Operation:
+    return Operation(OpKind.DELETE, table, {"id": key})
+
+
+async def _rows(engine: AsyncEngine, table: sa.Table) -> dict[str, dict[str, Any]]:
+    async with engine.connect() as conn:
+        result = await conn.execute(sa.select(table))
+        return {row.id: dict(row._mapping) for row in result}
+
+
+async def test_consecutive_updates_of_distinct_rows_apply_in_order(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    ops = [ins("plain", id=f"p{i}", n=0) for i in range(5)]
+    # three rounds over the same rows: each round is one statement, rounds in order
+    for round_ in (1, 2, 3):
+        ops += [upd("plain", f"p{i}", n=round_ * 10 + i, at=NOW.isoformat()) for i in range(5)]
+    ops.append(upd("plain", "p0", n=99))  # a different column set: its own statement
+    ops.append(dele("plain", "p4"))
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * len(ops)
+    rows = await _rows(engine, plain)
+    assert {k: r["n"] for k, r in rows.items()} == {"p0": 99, "p1": 31, "p2": 32, "p3": 33}
+    assert all(r["at"] == NOW for r in rows.values())
+    assert result.watermark == (len(ops), 0)
+
+
+async def test_update_of_a_missing_row_in_a_group_waits_and_keeps_order(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    ops = [
+        ins("plain", id="a", n=0),
+        ins("plain", id="b", n=0),
+        upd("plain", "a", n=1),
+        upd("plain", "ghost", n=1),  # no such row: the batch stops here to retry later
+        upd("plain", "b", n=1),
+    ]
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    assert result.retry is not None and result.retry.entry_id == "4-0"
+    assert [r.entry.entry_id for r in result.handled] == ["1-0", "2-0", "3-0"]
+    rows = await _rows(engine, plain)
+    assert {k: r["n"] for k, r in rows.items()} == {"a": 1, "b": 0}  # b's update not yet
+
+
+async def test_array_columns_and_python_defaults_go_through_sqlalchemy(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    ops = [
+        ins("account", id="x", balance=1, tags=["a", "b"]),
+        ins("account", id="y", balance=2, tags=["c"]),
+        upd("account", "x", balance=10, tags=["z"]),
+        upd("account", "y", balance=20, tags=["q", "r"]),
+    ]
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * 4
+    rows = await _rows(engine, account)
+    assert rows["x"]["tags"] == ["z"] and rows["y"]["tags"] == ["q", "r"]
+    assert rows["x"]["balance"] == 10 and rows["y"]["balance"] == 20
+    # the Python-side default on insert and onupdate on update were applied
+    assert rows["x"]["version"] == 2 and rows["y"]["version"] == 2
+
+
+async def test_a_refused_row_is_dead_lettered_and_the_batch_goes_on(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    ops = [
+        ins("plain", id="a", n=1),
+        ins("child", id="orphan", account_id="nobody"),  # foreign key violation
+        ins("plain", id="b", n=2),
+        upd("plain", "a", n=3),
+        upd("plain", "b", n=4),
+    ]
+    hooks = Hooks()
+    result = await executor.apply(STREAM, _batch(ops), hooks)
+    outcomes = [r.outcome for r in result.handled]
+    assert outcomes == [Outcome.APPLIED, Outcome.DEAD, *[Outcome.APPLIED] * 3]
+    assert [r.entry.entry_id for r in hooks.dead] == ["2-0"]
+    assert "23503" in str(hooks.dead[0].error)
+    rows = await _rows(engine, plain)
+    assert {k: r["n"] for k, r in rows.items()} == {"a": 3, "b": 4}
+    assert await _rows(engine, child) == {}
