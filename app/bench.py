@@ -80,6 +80,8 @@ DRAIN_TIMEOUT_S = 1_800.0
 CHILD_STOP_TIMEOUT_S = 60.0
 #: How long a drainer child may take to start draining.
 CHILD_START_TIMEOUT_S = 120.0
+#: Interval of the peak-RSS reading of a drainer child (VmHWM only grows).
+RSS_POLL_S = 0.05
 #: Lines of a child's log kept to explain a failure.
 CHILD_LOG_LINES = 60
 #: What the drainer child logs when its consumer loop starts (see consumers.supervisor).
@@ -255,6 +257,7 @@ class DrainRun:
     entries: int
     seconds: float
     peak_rss_kb: int = 0
+    cpu_seconds: float = 0.0  # the drainer process's CPU time, start-up included
 
     @property
     def rate(self) -> float:
@@ -361,6 +364,7 @@ class BenchReport:
                 "seconds": round(r.seconds, 3),
                 "ops_per_s": round(r.rate, 1),
                 "peak_rss_kb": r.peak_rss_kb or None,
+                "cpu_seconds": round(r.cpu_seconds, 2) or None,
             }
 
         return {
@@ -408,7 +412,9 @@ class DrainerChild:
 
     The child runs in a session of its own (Ctrl-C on the benchmark does not
     reach it; the benchmark stops it) and is reaped with ``wait4`` for its own
-    resource usage, so its peak RSS is exact and not mixed with other children.
+    CPU time. Its peak RSS is the high-water mark the kernel keeps for its
+    address space (``VmHWM``), read while it runs: ``ru_maxrss`` would not do,
+    as Linux carries into it the RSS of the forked copy of this process.
     """
 
     def __init__(self, config: Path, *, burst: bool, wrapper: list[str] | None = None) -> None:
@@ -426,6 +432,7 @@ class DrainerChild:
         self.lines: deque[str] = deque(maxlen=CHILD_LOG_LINES)
         self._draining = threading.Event()
         self._reader: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
         self._waiter: asyncio.Future[int] | None = None
 
     def start(self) -> None:
@@ -443,6 +450,23 @@ class DrainerChild:
         )
         self._reader = threading.Thread(target=self._read_log, name="drainer-child-log")
         self._reader.start()
+        self._watcher = threading.Thread(target=self._watch_memory, name="drainer-child-rss")
+        self._watcher.start()
+
+    def _watch_memory(self) -> None:
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status")
+        while self.exit_code is None:
+            try:
+                text = status.read_text()
+            except OSError:  # gone, or not Linux
+                return
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    # monotonic: the last reading before exit is the peak (to RSS_POLL_S)
+                    self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
+                    break
+            time.sleep(RSS_POLL_S)
 
     def _read_log(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -468,10 +492,10 @@ class DrainerChild:
         self.exit_code = os.waitstatus_to_exitcode(status)
         # reaped here, so Popen must not wait for it again
         self.proc.returncode = self.exit_code
-        self.peak_rss_kb = int(usage.ru_maxrss)  # kilobytes on Linux
         self.cpu_seconds = usage.ru_utime + usage.ru_stime
-        if self._reader is not None:
-            self._reader.join()
+        for thread in (self._reader, self._watcher):
+            if thread is not None:
+                thread.join()
         assert self.proc.stderr is not None
         self.proc.stderr.close()
         return self.exit_code
@@ -693,7 +717,7 @@ class Bench:
                 code = await child.finish(0)
         if code != 0:
             raise RuntimeError(f"drainer exited with {code}:\n{child.log}")
-        return DrainRun(backlog, child.drain_seconds, child.peak_rss_kb)
+        return DrainRun(backlog, child.drain_seconds, child.peak_rss_kb, child.cpu_seconds)
 
     async def run_baseline(self) -> DrainRun:
         """The seed's algorithm on plain asyncpg, in this process."""

@@ -195,9 +195,15 @@ class DriverStatements:
             f"{quote(table.c[column].name)} = v.{alias}"
             for column, alias in zip(columns, aliases, strict=False)
         )
-        where = " AND ".join(
-            f"{name}.{quote(table.c[column].name)} = v.k{i}" for i, column in enumerate(key)
-        )
+        # The join alone would be planned once for the prepared statement: on a fresh
+        # (empty) table as a hash join over a sequential scan, kept as the table grows.
+        # Naming the keys with = ANY(...) as well makes every plan an index lookup.
+        conditions = []
+        for i, column in enumerate(key):
+            target, position = f"{name}.{quote(table.c[column].name)}", len(columns) + i
+            conditions.append(f"{target} = v.k{i}")
+            conditions.append(f"{target} = ANY(${position + 1}::{types[position]}[])")
+        where = " AND ".join(conditions)
         arrays = ", ".join(f"${i}::{type_}[]" for i, type_ in enumerate(types, 1))
         sql = (
             f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({', '.join(aliases)}) "
