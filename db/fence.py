@@ -38,8 +38,14 @@ ADVANCE_SQL = (
 )
 
 
+_SERIALIZE_CREATE = text("SELECT pg_advisory_xact_lock(hashtext('drainer_watermark'))")
+
+
 async def create_watermark_table(conn: AsyncConnection) -> None:
     """Create the drainer-owned watermark table in the connection's schema if missing."""
+    # CREATE TABLE IF NOT EXISTS races when replicas start together (both pass the
+    # check, one fails on the catalog's unique index): take turns for the transaction
+    await conn.execute(_SERIALIZE_CREATE)
     await conn.execute(_CREATE)
 
 
