@@ -368,7 +368,7 @@ class DrainerSettings(_Section):
         description="Idle partitions back off from loop_interval up to this many milliseconds.",
     )
     slow_batch_ms: int = Field(
-        DEFAULT_SLOW_BATCH_MS, ge=1, description="Batches slower than this are logged as slow."
+        DEFAULT_SLOW_BATCH_MS, ge=1, description="A batch slower than this halves the read count."
     )
     retry_backoff_base_ms: int = Field(
         DEFAULT_RETRY_BACKOFF_BASE_MS,
