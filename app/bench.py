@@ -50,6 +50,8 @@ from consumers.producer import Producer, insert_op, update_op
 from consumers.streams import StreamLayout
 from db.operations import Operation
 
+#: The measurements ``--only`` can pick.
+PHASES = ("inserts", "mix", "delay", "rss")
 #: Backlog each throughput contender drains (entries).
 DEFAULT_ENTRIES = 500_000
 DEFAULT_PARTITIONS = 64
@@ -309,23 +311,25 @@ class BenchReport:
     seconds: float = 0.0
 
     @staticmethod
-    def _ratio(a: float, b: float) -> float:
-        return a / b if b > 0 else 0.0
+    def _ratio(runs: dict[str, DrainRun], a: str, b: str) -> float:
+        if a not in runs or b not in runs or runs[b].rate <= 0:
+            return 0.0
+        return runs[a].rate / runs[b].rate
 
     @property
     def inserts_vs_baseline(self) -> float:
         """Drainer inserts/s over the baseline's."""
-        return self._ratio(self.inserts["drainer"].rate, self.inserts["baseline"].rate)
+        return self._ratio(self.inserts, "drainer", "baseline")
 
     @property
     def mix_vs_baseline(self) -> float:
         """Drainer mix ops/s over the baseline's."""
-        return self._ratio(self.mix["drainer"].rate, self.mix["baseline"].rate)
+        return self._ratio(self.mix, "drainer", "baseline")
 
     @property
     def inserts_vs_limit(self) -> float:
         """Drainer inserts/s over COPY rows/s."""
-        return self._ratio(self.inserts["drainer"].rate, self.inserts["limit"].rate)
+        return self._ratio(self.inserts, "drainer", "limit")
 
     @property
     def rss_growth(self) -> float:
@@ -336,13 +340,19 @@ class BenchReport:
 
     def targets(self) -> list[Target]:
         """The issue's targets with this run's numbers."""
-        found = [
-            Target("inserts: drainer / baseline", self.inserts_vs_baseline,
-                   TARGET_INSERTS_VS_BASELINE, "x"),
-            Target("mix: drainer / baseline", self.mix_vs_baseline, TARGET_MIX_VS_BASELINE, "x"),
-            Target("inserts: drainer / COPY limit", self.inserts_vs_limit,
-                   TARGET_INSERTS_VS_LIMIT, "%"),
-        ]  # fmt: skip
+        found = []
+        if self.inserts:
+            found += [
+                Target("inserts: drainer / baseline", self.inserts_vs_baseline,
+                       TARGET_INSERTS_VS_BASELINE, "x"),
+                Target("inserts: drainer / COPY limit", self.inserts_vs_limit,
+                       TARGET_INSERTS_VS_LIMIT, "%"),
+            ]  # fmt: skip
+        if self.mix:
+            found.append(
+                Target("mix: drainer / baseline", self.mix_vs_baseline,
+                       TARGET_MIX_VS_BASELINE, "x")
+            )  # fmt: skip
         if self.delay is not None:
             found.append(
                 Target("delay p99 at fixed rate", self.delay.p99_ms, TARGET_P99_DELAY_MS, "ms",
@@ -551,6 +561,10 @@ class BenchOptions:
     drainer_settings: Mapping[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
     profile_dir: Path | None = None
+    #: Which measurements to take (all by default); see :data:`PHASES`.
+    phases: frozenset[str] = frozenset({"inserts", "mix", "delay", "rss"})
+    #: Offered rate of the delay run; None: half the measured insert rate.
+    delay_rate: float | None = None
 
 
 def _toml_value(value: Any) -> str:
@@ -825,9 +839,20 @@ class Bench:
         options = self.options
         began = time.monotonic()
         report = BenchReport(machine=await self.machine(), config=self.describe())
-        n = options.entries
+        if "inserts" in options.phases:
+            await self._inserts(report)
+        if "mix" in options.phases:
+            await self._mix(report)
+        if "delay" in options.phases and options.delay_s > 0:
+            await self._delay(report)
+        if "rss" in options.phases:
+            await self._rss(report)
+        report.seconds = time.monotonic() - began
+        return report
 
-        self.progress(f"inserts: filling {n:,} entries over {options.partitions} partitions")
+    async def _inserts(self, report: BenchReport) -> None:
+        n = self.options.entries
+        self.progress(f"inserts: filling {n:,} entries over {self.options.partitions} partitions")
         for name in ("drainer", "baseline"):
             await self.reset()
             await self.fill(insert_ops(n))
@@ -840,6 +865,8 @@ class Bench:
         report.inserts["limit"] = await self.run_copy(n)
         self.progress(f"inserts: COPY {report.inserts['limit'].rate:,.0f} rows/s")
 
+    async def _mix(self, report: BenchReport) -> None:
+        n = self.options.entries
         m = mix_size(n)
         for name in ("drainer", "baseline"):
             await self.reset()
@@ -850,16 +877,21 @@ class Bench:
             report.mix[name] = run
             self.progress(f"mix: {name} {run.rate:,.0f} ops/s")
 
-        if options.delay_s > 0:
+    async def _delay(self, report: BenchReport) -> None:
+        options = self.options
+        if options.delay_rate is not None:
+            rate = options.delay_rate
+        elif "drainer" in report.inserts:
             rate = max(MIN_OFFERED_RATE, report.inserts["drainer"].rate * DELAY_LOAD_FRACTION)
-            await self.reset()
-            self.progress(f"delay: offering {rate:,.0f} inserts/s for {options.delay_s:.0f}s")
-            report.delay = await self.run_delay(rate, options.delay_s)
-            self.progress(
-                f"delay: p50 {report.delay.p50_ms:.1f} ms, p99 {report.delay.p99_ms:.1f} ms"
-            )
+        else:
+            raise ValueError("the delay run needs the inserts run or an offered rate")
+        await self.reset()
+        self.progress(f"delay: offering {rate:,.0f} inserts/s for {options.delay_s:.0f}s")
+        report.delay = await self.run_delay(rate, options.delay_s)
+        self.progress(f"delay: p50 {report.delay.p50_ms:.1f} ms, p99 {report.delay.p99_ms:.1f} ms")
 
-        for size in options.rss_entries:
+    async def _rss(self, report: BenchReport) -> None:
+        for size in self.options.rss_entries:
             await self.reset()
             self.progress(f"rss: filling {size:,} entries")
             await self.fill(insert_ops(size))
@@ -867,8 +899,6 @@ class Bench:
             await self._check_drained("drainer", size)
             report.rss.append(run)
             self.progress(f"rss: {size:,} entries, peak {run.peak_rss_kb / 1024:.0f} MiB")
-        report.seconds = time.monotonic() - began
-        return report
 
     def describe(self) -> dict[str, Any]:
         """The run's parameters."""
@@ -956,22 +986,24 @@ def print_report(report: BenchReport, console: Any = None) -> None:
     table.add_column("drainer/baseline", justify="right")
     table.add_column("drainer/limit", justify="right")
     ins = report.inserts
-    table.add_row(
-        f"inserts, ops/s ({cfg['entries']:,} entries)",
-        _rate(ins.get("drainer")),
-        _rate(ins.get("baseline")),
-        _rate(ins.get("limit")),
-        f"{report.inserts_vs_baseline:.1f}x",
-        f"{report.inserts_vs_limit:.0%}",
-    )
-    table.add_row(
-        f"1 insert + 3 updates, ops/s ({cfg['mix_entries']:,} entries)",
-        _rate(report.mix.get("drainer")),
-        _rate(report.mix.get("baseline")),
-        "-",
-        f"{report.mix_vs_baseline:.1f}x",
-        "-",
-    )
+    if ins:
+        table.add_row(
+            f"inserts, ops/s ({cfg['entries']:,} entries)",
+            _rate(ins.get("drainer")),
+            _rate(ins.get("baseline")),
+            _rate(ins.get("limit")),
+            f"{report.inserts_vs_baseline:.1f}x",
+            f"{report.inserts_vs_limit:.0%}",
+        )
+    if report.mix:
+        table.add_row(
+            f"1 insert + 3 updates, ops/s ({cfg['mix_entries']:,} entries)",
+            _rate(report.mix.get("drainer")),
+            _rate(report.mix.get("baseline")),
+            "-",
+            f"{report.mix_vs_baseline:.1f}x",
+            "-",
+        )
     if report.delay is not None:
         d = report.delay
         table.add_row(

@@ -163,6 +163,14 @@ def bench(
             "(slows it down: for finding hot spots, not for numbers).",
         ),
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Only these measurements, comma-separated: inserts, mix, delay, rss."),
+    ] = None,
+    delay_rate: Annotated[
+        float | None,
+        typer.Option(min=1, help="Offered rate of the delay run (default: half the insert rate)."),
+    ] = None,
     redis_url: RedisUrlOption = None,
     database_url: DatabaseUrlOption = None,
     config: ConfigOption = None,
@@ -188,6 +196,16 @@ def bench(
             benchmark.QUICK_RSS_ENTRIES,
             min(delay_seconds, benchmark.QUICK_DELAY_S),
         )
+    phases = frozenset(benchmark.PHASES)
+    if only is not None:
+        phases = frozenset(part.strip() for part in only.split(",") if part.strip())
+        unknown = sorted(phases - set(benchmark.PHASES))
+        if unknown or not phases:
+            raise typer.BadParameter(
+                f"expected some of {', '.join(benchmark.PHASES)}", param_hint="--only"
+            )
+    if "delay" in phases and "inserts" not in phases and delay_rate is None:
+        raise typer.BadParameter("the delay run alone needs --delay-rate", param_hint="--only")
     _, redis, database = _server_urls(config, redis_url, database_url)
     console = Console(stderr=True)
     configure_logging("WARNING")
@@ -211,6 +229,8 @@ def bench(
                 drainer_settings=drainer_settings,
                 workdir=Path(workdir),
                 profile_dir=profile_dir,
+                phases=phases,
+                delay_rate=delay_rate,
             )
             report = _run_loop(benchmark.run_bench(options, progress))
     except EmbeddedError as exc:

@@ -132,7 +132,8 @@ def _fields(raw: Any) -> dict[str, str] | None:
     if isinstance(raw, dict):
         return raw
     it = iter(raw)
-    return dict(zip(it, it, strict=True))
+    # Redis replies name/value pairs; strict=True would cost a check per entry
+    return dict(zip(it, it, strict=False))
 
 
 class StreamGroup:

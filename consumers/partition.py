@@ -271,7 +271,8 @@ class PartitionWorker:
         if read.mode is ReadMode.CLAIMED:
             counters["claimed"] += len(read.entries)
             log.info("partition %s: took over %d idle entries", self.stream, len(read.entries))
-        batch = [self._batch_entry(raw, read.first_delivery, attempts) for raw in live]
+        first = read.first_delivery  # once per batch: a property read per entry showed up
+        batch = [self._batch_entry(raw, first, attempts) for raw in live]
         result = BatchResult()
         if batch:
             keepalive = asyncio.create_task(self._keep_fresh([e.entry_id for e in live]))
