@@ -737,6 +737,8 @@ def demo_settings(base: Settings, options: DemoOptions, schema: str, prefix: str
             ),
             "multitenancy": MultitenancySettings(enabled=True, tenants=tenants),
             "server": server,
+            # the demo's tables borrow Hyperswitch's names, not its wire conventions
+            "tables": base.tables.model_copy(update={"dialects": []}),
         }
     )
 

@@ -47,6 +47,10 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
+from db.dialects import BUILT_IN as BUILT_IN_DIALECTS
+from db.dialects import dialect_from_config
+from db.models import DEFAULT_DIALECTS
+
 __all__ = [
     "DEFAULT_CLAIM_MIN_IDLE_MS",
     "DEFAULT_CONSUMER_GROUP",
@@ -162,6 +166,7 @@ _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POSTGRES_MAX_IDENTIFIER_LENGTH = 63
 _DOTTED_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_DIALECT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _SECRET_KEYS = frozenset({"password", "admin_token", "url"})
 _MAX_SHOWN_INPUT_CHARS = 80
 
@@ -687,6 +692,14 @@ class TablesSettings(_Section):
     null_sets_null: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Tables whose update null means SQL NULL."
     )
+    dialects: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_DIALECTS),
+        description="Producer dialects: built-in names or 'package.module:NAME'.",
+    )
+    tagged_updates: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Table -> its tagged-union update_data (enum, stamps, variants).",
+    )
 
     @field_validator("aliases", mode="before")
     @classmethod
@@ -701,10 +714,27 @@ class TablesSettings(_Section):
             return {table: _split_list(columns) for table, columns in value.items()}
         return value
 
-    @field_validator("null_sets_null", mode="before")
+    @field_validator("null_sets_null", "dialects", mode="before")
     @classmethod
-    def _parse_null_sets_null(cls, value: Any) -> Any:
+    def _parse_table_lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("dialects")
+    @classmethod
+    def _check_dialects(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in BUILT_IN_DIALECTS and not _DIALECT_PATH.fullmatch(name):
+                known = ", ".join(sorted(BUILT_IN_DIALECTS))
+                raise ValueError(
+                    f"{name!r} is neither a built-in dialect ({known}) nor 'package.module:NAME'"
+                )
+        return value
+
+    @field_validator("tagged_updates")
+    @classmethod
+    def _check_tagged_updates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        dialect_from_config(value)  # raises ValueError naming the bad key
+        return value
 
     @field_validator("models_module", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from consumers.group import RedisClient
 from consumers.partition import Tenant
 from consumers.producer import Producer
 from consumers.streams import StreamLayout
+from db.dialects import Dialect, dialect_from_config
 from db.executor import Executor, Outcome, execute_one
 from db.fence import create_watermark_table
 from db.models import ModelRegistry
@@ -165,6 +166,10 @@ class Store:
             log.warning("tenant %s: database pool did not close in %.0fs", self.id, CLOSE_TIMEOUT_S)
 
 
+def _configured(tagged_updates: dict[str, Any]) -> list[Dialect]:
+    return [dialect_from_config(tagged_updates)] if tagged_updates else []
+
+
 async def load_registry(settings: Settings, engine: AsyncEngine) -> ModelRegistry:
     """The tenant's models: the user's declarative module, else reflection."""
     tables = settings.tables
@@ -172,6 +177,7 @@ async def load_registry(settings: Settings, engine: AsyncEngine) -> ModelRegistr
         "aliases": tables.aliases,
         "keys": tables.keys,
         "null_sets_null": tables.null_sets_null,
+        "dialects": [*tables.dialects, *_configured(tables.tagged_updates)],
     }
     if tables.models_module:
         return ModelRegistry.from_module(tables.models_module, **options)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -159,14 +160,18 @@ class Executor:
         #: Set by telemetry to time statements by operation and table.
         self.on_statement: StatementHook | None = None
 
-    def prepare(self, operation: Operation) -> _Prepared:
-        """Resolve and coerce an operation; raises a :class:`PermanentError` if it is bad."""
+    def prepare(self, operation: Operation, now: datetime | None = None) -> _Prepared:
+        """Resolve and coerce an operation; raises a :class:`PermanentError` if it is bad.
+
+        ``now`` is the apply time that tagged-union updates stamp (default: now).
+        """
         model = self.registry.resolve(operation.tag, operation.kind)
         if operation.kind is OpKind.INSERT:
             return _Prepared(operation.kind, model, model.coerce_row(operation.values), {})
         if operation.kind is OpKind.UPDATE:
             key = model.key_from(operation.orig)
-            return _Prepared(operation.kind, model, model.coerce_changes(operation.values), key)
+            changes = model.changes_for(operation.values, operation.orig, now or _utcnow())
+            return _Prepared(operation.kind, model, changes, key)
         return _Prepared(operation.kind, model, {}, model.key_from(operation.values))
 
     async def apply(
@@ -174,12 +179,13 @@ class Executor:
     ) -> BatchResult:
         """Apply a batch in one transaction; raise :class:`TransientError` to retry it whole."""
         prepared: list[_Prepared | PermanentError] = []
+        now = _utcnow()  # one apply time per batch: its stamped updates still group
         for entry in entries:
             if entry.error is not None or entry.operation is None:
                 prepared.append(entry.error or PermanentError("entry carries no operation"))
                 continue
             try:
-                prepared.append(self.prepare(entry.operation))
+                prepared.append(self.prepare(entry.operation, now))
             except PermanentError as exc:
                 prepared.append(exc)
         try:
@@ -476,6 +482,10 @@ async def _driver(session: AsyncSession) -> Any:
 
 #: A statement SQLAlchemy runs only to open the session's transaction.
 _BEGIN_NOW = text("SELECT 1")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _key_clause(table: Table, key: dict[str, Any]) -> Any:

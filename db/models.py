@@ -15,8 +15,10 @@ differ only for a column declared with an explicit ``key=``.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,15 +29,16 @@ from sqlalchemy.ext.automap import AutomapBase, automap_base
 from sqlalchemy.orm import Mapper, registry
 
 from db.coercion import Coercer, coercer_for
-from db.errors import CoercionError, MissingKey, UnknownColumn, UnknownTable
+from db.defaults import OMIT, insert_default
+from db.dialects import NOT_MINE, Dialect, TaggedUnion, ValueShape, load_dialect
+from db.errors import CoercionError, MalformedOperation, MissingKey, UnknownColumn, UnknownTable
 from db.operations import OpKind
 
-#: Tags Hyperswitch's router writes that differ from its table names.
-HYPERSWITCH_ALIASES: dict[str, str] = {
-    "reverse_look_up": "reverse_lookup",
-    "customer": "customers",
-    "payment_method": "payment_methods",
-}
+log = logging.getLogger("drainer.db")
+
+#: Dialects bound when none are named: Hyperswitch's, whose rules bind only to
+#: tables that have every column they name.
+DEFAULT_DIALECTS = ("hyperswitch",)
 
 #: Tables the drainer owns in the target database: never an operation's target.
 DRAINER_TABLES = frozenset({"drainer_watermark"})
@@ -59,17 +62,32 @@ class TableModel:
     key_columns: tuple[str, ...]
     conflict_columns: tuple[str, ...] | None
     null_sets_null: bool = False
+    #: the tagged-union form of this table's ``update_data``, if a dialect gives one
+    union: TaggedUnion | None = None
+    #: an insert's null means the column's DEFAULT (diesel's rule), not NULL
+    insert_null_is_default: bool = False
+    value_shapes: tuple[ValueShape, ...] = ()
     # column name -> (Column.key, coercer); built once, read per value.
     _columns: dict[str, tuple[str, Coercer]] = field(init=False, repr=False, compare=False)
     _key_sources: tuple[tuple[str, str, Coercer], ...] = field(
         init=False, repr=False, compare=False
     )
 
+    _insert_defaults: dict[str, Any] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         by_name = {col.name: col for col in self.table.columns}
-        self._columns = {name: (col.key, coercer_for(col)) for name, col in by_name.items()}
+        coercers = {
+            name: _shaped(coercer_for(col), col, self.value_shapes) for name, col in by_name.items()
+        }
+        self._columns = {name: (col.key, coercers[name]) for name, col in by_name.items()}
         self._key_sources = tuple(
-            (name, by_name[name].key, coercer_for(by_name[name])) for name in self.key_columns
+            (name, by_name[name].key, coercers[name]) for name in self.key_columns
+        )
+        self._insert_defaults = (
+            {name: insert_default(col, coercers[name]) for name, col in by_name.items()}
+            if self.insert_null_is_default
+            else {}
         )
 
     def coerce_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,7 +100,12 @@ class TableModel:
             except KeyError:
                 raise UnknownColumn(self.name, name) from None
             if value is None:
-                row[key] = None
+                if self.insert_null_is_default:
+                    default = self._insert_defaults[name]
+                    if default is not OMIT:
+                        row[key] = default
+                else:
+                    row[key] = None
                 continue
             try:
                 row[key] = coerce(value)
@@ -109,6 +132,39 @@ class TableModel:
             except _COERCION_FAILURES as exc:
                 raise CoercionError(self.name, name, str(exc)) from exc
         return changes
+
+    def changes_for(
+        self, update_data: Mapping[str, Any], orig: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """The coerced SET values of an update, flat or in the table's tagged-union form."""
+        union = self.union
+        if union is not None and union.is_tagged(update_data):
+            (tag,) = update_data
+            if tag not in self._columns:
+                try:
+                    changes = union.changeset(update_data, orig, now)
+                except MalformedOperation as exc:
+                    raise MalformedOperation(f"{self.name}: {exc}") from None
+                return self.coerce_set(changes)
+        return self.coerce_changes(update_data)
+
+    def coerce_set(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerce a computed changeset: every column is set, None is SQL NULL."""
+        columns = self._columns
+        coerced: dict[str, Any] = {}
+        for name, value in changes.items():
+            try:
+                key, coerce = columns[name]
+            except KeyError:
+                raise UnknownColumn(self.name, name) from None
+            if value is None:
+                coerced[key] = None
+                continue
+            try:
+                coerced[key] = coerce(value)
+            except _COERCION_FAILURES as exc:
+                raise CoercionError(self.name, name, str(exc)) from exc
+        return coerced
 
     def key_from(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The coerced key column values found in ``data``; other fields are ignored."""
@@ -170,6 +226,7 @@ class ModelRegistry:
         aliases: Mapping[str, str] | None = None,
         keys: Mapping[str, Sequence[str]] | None = None,
         null_sets_null: Iterable[str] = (),
+        dialects: Sequence[Dialect | str] | None = None,
         schema: str | None = None,
         exclude: Iterable[str] = DRAINER_TABLES,
     ) -> ModelRegistry:
@@ -179,7 +236,7 @@ class ModelRegistry:
         async with engine.connect() as conn:
             metadata, classes = await conn.run_sync(_automap, schema, skipped)
         found = [(table, classes.get(table)) for table in metadata.tables.values()]
-        return cls._build(found, aliases, keys, null_sets_null)
+        return cls._build(found, aliases, keys, null_sets_null, dialects)
 
     @classmethod
     def from_models(
@@ -189,6 +246,7 @@ class ModelRegistry:
         aliases: Mapping[str, str] | None = None,
         keys: Mapping[str, Sequence[str]] | None = None,
         null_sets_null: Iterable[str] = (),
+        dialects: Sequence[Dialect | str] | None = None,
         exclude: Iterable[str] = DRAINER_TABLES,
     ) -> ModelRegistry:
         """Build from the user's ORM-mapped (declarative) classes."""
@@ -210,7 +268,7 @@ class ModelRegistry:
             raise ValueError("no ORM-mapped classes given")
         for table in found:
             _json_null_is_sql_null(table)
-        return cls._build(list(found.items()), aliases, keys, null_sets_null)
+        return cls._build(list(found.items()), aliases, keys, null_sets_null, dialects)
 
     @classmethod
     def from_module(
@@ -220,6 +278,7 @@ class ModelRegistry:
         aliases: Mapping[str, str] | None = None,
         keys: Mapping[str, Sequence[str]] | None = None,
         null_sets_null: Iterable[str] = (),
+        dialects: Sequence[Dialect | str] | None = None,
         exclude: Iterable[str] = DRAINER_TABLES,
     ) -> ModelRegistry:
         """Import ``module_path`` (dotted) and build from every mapped class in it."""
@@ -234,7 +293,12 @@ class ModelRegistry:
                 "(expected declarative models, e.g. subclasses of a DeclarativeBase)"
             )
         return cls.from_models(
-            models, aliases=aliases, keys=keys, null_sets_null=null_sets_null, exclude=exclude
+            models,
+            aliases=aliases,
+            keys=keys,
+            null_sets_null=null_sets_null,
+            dialects=dialects,
+            exclude=exclude,
         )
 
     @classmethod
@@ -244,6 +308,7 @@ class ModelRegistry:
         aliases: Mapping[str, str] | None,
         keys: Mapping[str, Sequence[str]] | None,
         null_sets_null: Iterable[str],
+        dialects: Sequence[Dialect | str] | None,
     ) -> ModelRegistry:
         by_name: dict[str, tuple[sa.Table, type[Any] | None]] = {}
         for table, model in found:
@@ -255,18 +320,106 @@ class ModelRegistry:
         unknown = sorted(nulling - by_name.keys())
         if unknown:
             raise ValueError(f"null_sets_null: unknown table {unknown[0]!r}")
+        bound = _bind_dialects(_load_dialects(dialects), by_name)
         tables: dict[str, TableModel] = {}
         for name, (table, model) in by_name.items():
             primary = tuple(col.name for col in table.primary_key.columns)
+            rules = bound.get(name, _Bound())
             tables[name] = TableModel(
                 name=name,
                 model=model,
                 table=table,
-                key_columns=key_names.get(name, primary),
+                key_columns=key_names.get(name, rules.keys or primary),
                 conflict_columns=primary or None,
                 null_sets_null=name in nulling,
+                union=rules.union,
+                insert_null_is_default=rules.insert_null_is_default,
+                value_shapes=bound.shapes,
             )
-        return cls(tables, _effective_aliases(aliases or {}, tables))
+        return cls(tables, _effective_aliases(aliases or {}, bound.aliases, tables))
+
+
+@dataclass(slots=True)
+class _Bound:
+    """A dialect's rules that fit one table."""
+
+    keys: tuple[str, ...] = ()
+    union: TaggedUnion | None = None
+    insert_null_is_default: bool = False
+
+
+class _Binding(dict[str, _Bound]):
+    aliases: dict[str, str]
+    shapes: tuple[ValueShape, ...]
+
+
+def _load_dialects(dialects: Sequence[Dialect | str] | None) -> list[Dialect]:
+    chosen = DEFAULT_DIALECTS if dialects is None else dialects
+    return [d if isinstance(d, Dialect) else load_dialect(d) for d in chosen]
+
+
+def _bind_dialects(
+    dialects: Sequence[Dialect], by_name: Mapping[str, tuple[sa.Table, Any]]
+) -> _Binding:
+    """Each dialect's rules for the tables that exist and have every column the
+    rules name (a later dialect's rule for a table replaces an earlier one's)."""
+    bound = _Binding()
+    bound.aliases = {}
+    shapes: list[ValueShape] = []
+    for dialect in dialects:
+        bound.aliases.update(dialect.aliases)
+        shapes.extend(dialect.value_shapes)
+        for name in sorted(dialect.tables()):
+            if name not in by_name:
+                continue
+            columns = {col.name for col in by_name[name][0].columns}
+            missing = sorted(dialect.columns_needed(name) - columns)
+            if missing:
+                log.warning(
+                    "dialect %s: table %s lacks column(s) %s its rules name; "
+                    "the table keeps the generic rules",
+                    dialect.name,
+                    name,
+                    ", ".join(missing),
+                )
+                continue
+            rules = bound.setdefault(name, _Bound())
+            if name in dialect.keys:
+                rules.keys = tuple(dialect.keys[name])
+            if name in dialect.updates:
+                rules.union = dialect.updates[name]
+            if name in dialect.insert_null_is_default:
+                rules.insert_null_is_default = True
+    bound.shapes = tuple(shapes)
+    return bound
+
+
+def _shaped(coerce: Coercer, column: sa.Column[Any], shapes: Sequence[ValueShape]) -> Coercer:
+    """``coerce`` that first unwraps the value shapes of the column's type family."""
+    family = _type_family(column.type)
+    unwraps = tuple(shape.unwrap for shape in shapes if shape.family == family)
+    if not unwraps:
+        return coerce
+
+    def coerce_shaped(value: Any) -> Any:
+        if type(value) is dict:
+            for unwrap in unwraps:
+                inner = unwrap(value)
+                if inner is not NOT_MINE:
+                    return coerce(inner)
+        return coerce(value)
+
+    return coerce_shaped
+
+
+def _type_family(type_: Any) -> str | None:
+    if isinstance(type_, sa.TypeDecorator):
+        return None
+    if isinstance(type_, sa.LargeBinary):
+        return "bytea"
+    if isinstance(type_, sa.String) and not isinstance(type_, sa.Enum):
+        return "text"
+    return None
 
 
 def _validated_keys(
@@ -289,16 +442,16 @@ def _validated_keys(
     return result
 
 
-def _effective_aliases(user: Mapping[str, str], tables: Mapping[str, TableModel]) -> dict[str, str]:
-    """Hyperswitch's aliases overridden by the user's.
+def _effective_aliases(
+    user: Mapping[str, str], dialect: Mapping[str, str], tables: Mapping[str, TableModel]
+) -> dict[str, str]:
+    """The dialects' aliases overridden by the user's.
 
-    A built-in alias is dropped when its target is absent (a non-Hyperswitch
-    database) or its tag is itself a table; a bad user alias is an error.
+    A dialect's alias is dropped when its target is absent or its tag is itself
+    a table; a bad user alias is an error.
     """
     aliases = {
-        tag: target
-        for tag, target in HYPERSWITCH_ALIASES.items()
-        if target in tables and tag not in tables
+        tag: target for tag, target in dialect.items() if target in tables and tag not in tables
     }
     for tag, target in user.items():
         if target not in tables:

@@ -126,6 +126,10 @@ def _parse_checked(doc: Any) -> Operation:
     body = _object(inner.get("data"), f"data.{wrapper}.data")
     if kind is OpKind.UPDATE:
         orig = _object(body.get("orig"), f"data.{wrapper}.data.orig")
-        update_data = _object(body.get("update_data"), f"data.{wrapper}.data.update_data")
+        raw_update = body.get("update_data")
+        if isinstance(raw_update, str) and raw_update:
+            # serde writes a unit variant of a tagged-union update as its bare name
+            raw_update = {raw_update: {}}
+        update_data = _object(raw_update, f"data.{wrapper}.data.update_data")
         return Operation(kind, tag, update_data, orig)
     return Operation(kind, tag, body)

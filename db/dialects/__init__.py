@@ -1,0 +1,23 @@
+"""Dialects: a producer's wire conventions (tags, keys, value shapes, tagged-union
+updates) as data, bound to the tables they fit.
+
+Exports :class:`Dialect`, :class:`ValueShape`, :class:`TaggedUnion`, :class:`Variant`,
+:class:`Derivation`, :func:`load_dialect` and :func:`dialect_from_config`.
+"""
+
+from db.dialects.config import dialect_from_config
+from db.dialects.dialect import BUILT_IN, NOT_MINE, Dialect, ValueShape, load_dialect
+from db.dialects.tagged import Derivation, FieldRule, TaggedUnion, Variant
+
+__all__ = [
+    "BUILT_IN",
+    "NOT_MINE",
+    "Derivation",
+    "Dialect",
+    "FieldRule",
+    "TaggedUnion",
+    "ValueShape",
+    "Variant",
+    "dialect_from_config",
+    "load_dialect",
+]
