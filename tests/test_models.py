@@ -106,7 +106,7 @@ async def test_every_table_is_automapped_with_its_primary_key(
         assert model.model is not None, name
         assert sa.inspect(model.model).local_table is model.table
     assert hs.tables["payment_intent"].key_columns == ("payment_id", "merchant_id")
-    assert hs.tables["refund"].key_columns == ("merchant_id", "refund_id")
+    assert hs.tables["refund"].key_columns == ("refund_id", "merchant_id")
     assert hs.tables["address"].key_columns == ("address_id",)
 
 
