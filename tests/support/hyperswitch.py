@@ -84,9 +84,7 @@ class HyperswitchDrain:
         """Queue an insert entry."""
         self.pending.append((global_id, entry_fields(global_id, typed_sql_insert(tag, row))))
 
-    def update(
-        self, global_id: str, tag: str, orig: Mapping[str, Any], update_data: Any
-    ) -> None:
+    def update(self, global_id: str, tag: str, orig: Mapping[str, Any], update_data: Any) -> None:
         """Queue an update entry (``tag`` as the router writes it, e.g. ``refund_update``)."""
         typed = typed_sql_update(tag, orig, update_data)
         self.pending.append((global_id, entry_fields(global_id, typed)))
@@ -102,6 +100,10 @@ class HyperswitchDrain:
         self.pending.clear()
         counters = await drain_burst(settings_from(self.config))
         return counters["t1"]
+
+    async def dead_reasons(self) -> list[str]:
+        """The ``dl_error`` of every dead letter, oldest first."""
+        return [fields["dl_error"] for fields in await self.dead_letters()]
 
     async def dead_letters(self) -> list[dict[str, str]]:
         """Every dead letter of the tenant, oldest first."""
@@ -127,8 +129,13 @@ class HyperswitchDrain:
         return rows[0]
 
     async def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
+        """Rows of ``table`` matching ``where``; json and jsonb values decoded."""
         conn = await asyncpg.connect(self.dsn)
         try:
+            for name in ("json", "jsonb"):
+                await conn.set_type_codec(
+                    name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+                )
             clause = " AND ".join(f"{name} = ${i}" for i, name in enumerate(where, 1))
             found = await conn.fetch(
                 f"SELECT * FROM {table}" + (f" WHERE {clause}" if clause else ""), *where.values()
