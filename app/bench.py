@@ -51,7 +51,7 @@ from consumers.streams import StreamLayout
 from db.operations import Operation
 
 #: The measurements ``--only`` can pick.
-PHASES = ("inserts", "mix", "delay", "rss")
+PHASES = ("inserts", "mix", "tagged", "delay", "rss")
 #: Backlog each throughput contender drains (entries).
 DEFAULT_ENTRIES = 500_000
 DEFAULT_PARTITIONS = 64
@@ -95,6 +95,13 @@ TARGET_MIX_VS_BASELINE = 3.0
 TARGET_INSERTS_VS_LIMIT = 0.15
 TARGET_P99_DELAY_MS = 250.0
 TARGET_RSS_GROWTH = 0.20
+#: Hyperswitch-shaped updates (tagged variants, Encryption values) against flat ones.
+TARGET_TAGGED_VS_FLAT = 0.85
+#: The tagged-union form of the mix's updates, declared as a user would
+#: (``[tables.tagged_updates]``): the same columns as the flat changeset, stamped.
+TAGGED_ENUM = "PaymentUpdate"
+TAGGED_VARIANT = "StatusUpdate"
+TAGGED_FIELDS = ("status!", "amount_captured", "description", "metadata", "customer_details")
 
 TABLE = "payment"
 STREAM_NAME = "DRAINER_STREAM"
@@ -112,6 +119,7 @@ COPY_COLUMNS = (
     "currency",
     "description",
     "metadata",
+    "customer_details",
     "created_at",
     "modified_at",
 )
@@ -133,6 +141,7 @@ def schema_sql(schema: str) -> str:
         currency text NOT NULL,
         description text,
         metadata jsonb,
+        customer_details bytea,
         created_at timestamp NOT NULL,
         modified_at timestamp NOT NULL,
         -- set by the database when the row is written: the delay run's clock
@@ -157,6 +166,11 @@ def _partition_key(i: int) -> str:
     return f"mid_merchant_{i % MERCHANTS}_pid_{_payment_id(i)}"
 
 
+def _encrypted(i: int) -> list[int]:
+    """An encrypted column's bytes as serde writes ``Vec<u8>``."""
+    return list(f"enc:{i:09d}:customer-details".encode())
+
+
 def insert_row(i: int, created: datetime) -> dict[str, Any]:
     """The wire row of payment ``i`` as first written."""
     stamp = _stamp(created)
@@ -169,6 +183,7 @@ def insert_row(i: int, created: datetime) -> dict[str, Any]:
         "currency": CURRENCIES[i % len(CURRENCIES)],
         "description": f"order {i}",
         "metadata": {"order_id": i, "channel": "web", "tags": ["bench"]},
+        "customer_details": _encrypted(i),
         "created_at": stamp,
         "modified_at": stamp,
     }
@@ -184,8 +199,20 @@ def update_changes(i: int, step: int, moment: datetime) -> dict[str, Any]:
         "amount_captured": 1_000 + i % 9_000 if step == 2 else None,
         "description": None,
         "metadata": None,
+        "customer_details": _encrypted(i + step) if step == 0 else None,
         "modified_at": _stamp(moment + timedelta(seconds=step + 1)),
     }
+
+
+def tagged_update(i: int, step: int) -> dict[str, Any]:
+    """The same update as Hyperswitch writes its own: one variant of an externally
+    tagged enum, the encrypted column as ``Encryption`` (``{"inner": [...]}``), and
+    ``modified_at`` left to the apply-time stamp."""
+    fields = update_changes(i, step, BASE_TIME)
+    del fields["modified_at"]
+    if fields["customer_details"] is not None:
+        fields["customer_details"] = {"inner": fields["customer_details"]}
+    return {TAGGED_VARIANT: fields}
 
 
 def insert_ops(count: int, start: int = 0) -> Iterator[tuple[Operation, str]]:
@@ -195,8 +222,9 @@ def insert_ops(count: int, start: int = 0) -> Iterator[tuple[Operation, str]]:
         yield insert_op(TABLE, insert_row(i, created)), _partition_key(i)
 
 
-def mix_ops(count: int) -> Iterator[tuple[Operation, str]]:
-    """``count`` operations: per payment one insert then three updates, in waves of keys."""
+def mix_ops(count: int, *, tagged: bool = False) -> Iterator[tuple[Operation, str]]:
+    """``count`` operations: per payment one insert then three updates, in waves of keys
+    (``tagged``: the updates in Hyperswitch's tagged-union shape)."""
     keys = count // (1 + MIX_UPDATES_PER_KEY)
     for wave in range(0, keys, MIX_WAVE_KEYS):
         ids = range(wave, min(wave + MIX_WAVE_KEYS, keys))
@@ -206,7 +234,7 @@ def mix_ops(count: int) -> Iterator[tuple[Operation, str]]:
         for step in range(MIX_UPDATES_PER_KEY):
             for i in ids:
                 created = BASE_TIME + timedelta(milliseconds=i)
-                changes = update_changes(i, step, created)
+                changes = tagged_update(i, step) if tagged else update_changes(i, step, created)
                 yield update_op(TABLE, {"payment_id": _payment_id(i)}, changes), _partition_key(i)
 
 
@@ -231,6 +259,7 @@ def copy_records(count: int) -> list[tuple[Any, ...]]:
                 row["currency"],
                 row["description"],
                 orjson.dumps(row["metadata"]).decode(),
+                bytes(row["customer_details"]),
                 stamp,
                 stamp,
             )
@@ -306,6 +335,8 @@ class BenchReport:
     config: dict[str, Any]
     inserts: dict[str, DrainRun] = field(default_factory=dict)
     mix: dict[str, DrainRun] = field(default_factory=dict)
+    #: the mix with Hyperswitch-shaped updates, drainer only
+    tagged: DrainRun | None = None
     delay: DelayRun | None = None
     rss: list[DrainRun] = field(default_factory=list)
     seconds: float = 0.0
@@ -332,6 +363,14 @@ class BenchReport:
         return self._ratio(self.inserts, "drainer", "limit")
 
     @property
+    def tagged_vs_flat(self) -> float:
+        """Drainer ops/s on the Hyperswitch-shaped mix over the flat mix's."""
+        flat = self.mix.get("drainer")
+        if self.tagged is None or flat is None or flat.rate <= 0:
+            return 0.0
+        return self.tagged.rate / flat.rate
+
+    @property
     def rss_growth(self) -> float:
         """Relative growth of peak RSS from the smallest to the largest backlog."""
         if len(self.rss) < 2 or self.rss[0].peak_rss_kb <= 0:
@@ -352,6 +391,11 @@ class BenchReport:
             found.append(
                 Target("mix: drainer / baseline", self.mix_vs_baseline,
                        TARGET_MIX_VS_BASELINE, "x")
+            )  # fmt: skip
+        if self.tagged is not None and self.mix:
+            found.append(
+                Target("mix: tagged-union updates / flat", self.tagged_vs_flat,
+                       TARGET_TAGGED_VS_FLAT, "%")
             )  # fmt: skip
         if self.delay is not None:
             found.append(
@@ -382,7 +426,9 @@ class BenchReport:
             "config": self.config,
             "inserts": {name: run(r) for name, r in self.inserts.items()},
             "mix": {name: run(r) for name, r in self.mix.items()},
+            "tagged": run(self.tagged) if self.tagged is not None else None,
             "ratios": {
+                "tagged_vs_flat_mix": round(self.tagged_vs_flat, 3),
                 "inserts_drainer_vs_baseline": round(self.inserts_vs_baseline, 3),
                 "mix_drainer_vs_baseline": round(self.mix_vs_baseline, 3),
                 "inserts_drainer_vs_limit": round(self.inserts_vs_limit, 4),
@@ -608,6 +654,15 @@ def drainer_config(
         lines.append(f"[{name}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in body.items())
         lines.append("")
+    fields = ", ".join(_toml_value(f) for f in TAGGED_FIELDS)
+    lines += [
+        f"[tables.tagged_updates.{TABLE}]",
+        f"enum = {_toml_value(TAGGED_ENUM)}",
+        'stamps = ["modified_at"]',
+        f"[tables.tagged_updates.{TABLE}.variants]",
+        f"{TAGGED_VARIANT} = {{ fields = [{fields}] }}",
+        "",
+    ]
     path.write_text("\n".join(lines))
     return path
 
@@ -843,6 +898,8 @@ class Bench:
             await self._inserts(report)
         if "mix" in options.phases:
             await self._mix(report)
+        if "tagged" in options.phases:
+            await self._tagged(report)
         if "delay" in options.phases and options.delay_s > 0:
             await self._delay(report)
         if "rss" in options.phases:
@@ -876,6 +933,17 @@ class Bench:
             await self._check_drained(name, m // (1 + MIX_UPDATES_PER_KEY), succeeded=True)
             report.mix[name] = run
             self.progress(f"mix: {name} {run.rate:,.0f} ops/s")
+
+    async def _tagged(self, report: BenchReport) -> None:
+        n = self.options.entries
+        m = mix_size(n)
+        await self.reset()
+        await self.fill(mix_ops(n, tagged=True))
+        self.progress(f"tagged mix: drainer draining {m:,} entries")
+        run = await self.run_drainer("tagged")
+        await self._check_drained("drainer", m // (1 + MIX_UPDATES_PER_KEY), succeeded=True)
+        report.tagged = run
+        self.progress(f"tagged mix: drainer {run.rate:,.0f} ops/s")
 
     async def _delay(self, report: BenchReport) -> None:
         options = self.options
@@ -1002,6 +1070,15 @@ def print_report(report: BenchReport, console: Any = None) -> None:
             _rate(report.mix.get("baseline")),
             "-",
             f"{report.mix_vs_baseline:.1f}x",
+            "-",
+        )
+    if report.tagged is not None:
+        table.add_row(
+            f"same, Hyperswitch-shaped updates ({cfg['mix_entries']:,} entries)",
+            _rate(report.tagged),
+            "-",
+            "-",
+            f"{report.tagged_vs_flat:.0%} of flat",
             "-",
         )
     if report.delay is not None:

@@ -48,7 +48,14 @@ async def test_quick_bench_reports_every_measure(
     data = json.loads(report.read_text())
 
     # the printed table has every row
-    for row in ("inserts, ops/s", "1 insert + 3 updates", "delay p50 / p99", "peak RSS"):
+    rows = (
+        "inserts, ops/s",
+        "1 insert + 3 updates",
+        "Hyperswitch-shaped",
+        "delay p50 / p99",
+        "peak RSS",
+    )
+    for row in rows:
         assert row in proc.stdout, proc.stdout
     for column in ("drainer", "baseline (seed)", "limit (COPY)"):
         assert column in proc.stdout
@@ -62,6 +69,9 @@ async def test_quick_bench_reports_every_measure(
     assert inserts["drainer"]["entries"] == inserts["baseline"]["entries"]
     assert inserts["limit"]["entries"] == inserts["drainer"]["entries"]
     assert mix["drainer"]["entries"] == mix["baseline"]["entries"]
+    # the same mix with tagged-union updates and Encryption values drained whole too
+    tagged = data["tagged"]
+    assert tagged["entries"] == mix["drainer"]["entries"] and tagged["ops_per_s"] > 0
 
     # ratios are computed from those rates
     ratios = data["ratios"]
@@ -70,6 +80,9 @@ async def test_quick_bench_reports_every_measure(
     )
     assert ratios["mix_drainer_vs_baseline"] == pytest.approx(
         mix["drainer"]["ops_per_s"] / mix["baseline"]["ops_per_s"], rel=0.01
+    )
+    assert ratios["tagged_vs_flat_mix"] == pytest.approx(
+        tagged["ops_per_s"] / mix["drainer"]["ops_per_s"], rel=0.01
     )
     assert ratios["inserts_drainer_vs_limit"] == pytest.approx(
         inserts["drainer"]["ops_per_s"] / inserts["limit"]["ops_per_s"], rel=0.01
@@ -90,6 +103,7 @@ async def test_quick_bench_reports_every_measure(
     assert {t["name"] for t in data["targets"]} >= {
         "inserts: drainer / baseline",
         "mix: drainer / baseline",
+        "mix: tagged-union updates / flat",
         "inserts: drainer / COPY limit",
         "delay p99 at fixed rate",
         "peak RSS growth, small to large backlog",
