@@ -25,6 +25,15 @@ from api.deps import get_drainer
 
 audit_log = logging.getLogger("drainer.audit")
 
+#: Attributes every LogRecord has: logging refuses an ``extra`` that names one
+#: ("Attempt to overwrite 'message' in LogRecord"), so such details are renamed.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+#: Prefix of an audit detail whose name a LogRecord attribute already takes.
+DETAIL_PREFIX = "detail_"
+
 #: Optional header naming the person or tool acting; recorded in the audit log only.
 OPERATOR_HEADER = "x-operator"
 OPERATOR_NAME_MAX_CHARS = 100
@@ -102,6 +111,10 @@ Admin = Annotated[Operator, Depends(require_admin)]
 def audit(operator: Operator, action: str, target: str, outcome: str, **details: Any) -> None:
     """Log one change: who, what, when and how it ended (logger ``drainer.audit``)."""
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    fields = {
+        (DETAIL_PREFIX + name if name in _RECORD_ATTRIBUTES else name): value
+        for name, value in {**operator.fields(), **details}.items()
+    }
     audit_log.info(
         "%s %s: %s (by %s via %s from %s at %s)",
         action,
@@ -116,7 +129,6 @@ def audit(operator: Operator, action: str, target: str, outcome: str, **details:
             "target": target,
             "outcome": outcome,
             "at": at,
-            **operator.fields(),
-            **details,
+            **fields,
         },
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -73,8 +74,15 @@ async def _held_by_ghost(redis: aioredis.Redis, producer: Producer, ops: int) ->
 
 
 async def test_inspect_and_replay_entries_of_a_consumer_killed_mid_batch(
-    tmp_path: Path, pg_dsn: str, redis_prefix: str, redis: aioredis.Redis, conn: asyncpg.Connection
+    tmp_path: Path,
+    pg_dsn: str,
+    redis_prefix: str,
+    redis: aioredis.Redis,
+    conn: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # the audit logger at INFO, as it runs by default: its record must not break the reply
+    caplog.set_level(logging.INFO, logger="drainer.audit")
     producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
     stream = producer.layout.stream_for(KEY)
     ids = await _held_by_ghost(redis, producer, 3)
@@ -125,6 +133,10 @@ async def test_inspect_and_replay_entries_of_a_consumer_killed_mid_batch(
         assert result["entries"][1]["global_id"] == KEY
         assert result["watermark"] == ids[1]
         assert await conn.fetchval("SELECT n FROM item WHERE id = 'i1'") == 2
+        [record] = [r for r in caplog.records if r.name == "drainer.audit"]
+        assert record.getMessage().startswith(f"replay {stream}/{ids[1]}: applied")
+        assert record.entries == ids[:2] and record.global_id == KEY  # type: ignore[attr-defined]
+        assert isinstance(record.detail_message, str)  # type: ignore[attr-defined]
         left = (await client.get(f"/pending/{_url(stream)}/entries")).json()["items"]
         assert [(e["id"], e["consumer"]) for e in left] == [(ids[2], GHOST)]
 
