@@ -339,6 +339,24 @@ def demo(
     raise typer.Exit(result.exit_code)
 
 
+@cli.command()
+def dialect(
+    name: Annotated[
+        str, typer.Argument(help="A built-in dialect (hyperswitch) or 'package.module:NAME'.")
+    ] = "hyperswitch",
+) -> None:
+    """Print a dialect's rules: tags, keys, insert nulls, every update variant."""
+    from db.dialects import load_dialect
+    from db.dialects.describe import describe
+
+    try:
+        found = load_dialect(name)
+    except ValueError as exc:
+        typer.echo(f"drainer: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(describe(found), nl=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="drainer")

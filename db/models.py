@@ -78,7 +78,8 @@ class TableModel:
     def __post_init__(self) -> None:
         by_name = {col.name: col for col in self.table.columns}
         coercers = {
-            name: _shaped(coercer_for(col), col, self.value_shapes) for name, col in by_name.items()
+            name: _shaped(coercer_for(col), self.name, col, self.value_shapes)
+            for name, col in by_name.items()
         }
         self._columns = {name: (col.key, coercers[name]) for name, col in by_name.items()}
         self._key_sources = tuple(
@@ -394,10 +395,12 @@ def _bind_dialects(
     return bound
 
 
-def _shaped(coerce: Coercer, column: sa.Column[Any], shapes: Sequence[ValueShape]) -> Coercer:
-    """``coerce`` that first unwraps the value shapes of the column's type family."""
+def _shaped(
+    coerce: Coercer, table: str, column: sa.Column[Any], shapes: Sequence[ValueShape]
+) -> Coercer:
+    """``coerce`` that first unwraps the value shapes meant for the column."""
     family = _type_family(column.type)
-    unwraps = tuple(shape.unwrap for shape in shapes if shape.family == family)
+    unwraps = tuple(s.unwrap for s in shapes if s.applies_to(table, column.name, family))
     if not unwraps:
         return coerce
 

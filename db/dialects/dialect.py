@@ -40,6 +40,14 @@ class ValueShape:
     name: str
     family: str
     unwrap: Callable[[dict[str, Any]], Any]
+    #: ``table.column`` names the shape is for; None: every column of the family
+    columns: frozenset[str] | None = None
+
+    def applies_to(self, table: str, column: str, family: str | None) -> bool:
+        """Whether values of ``table.column`` (of type ``family``) may come in this shape."""
+        if family != self.family:
+            return False
+        return self.columns is None or f"{table}.{column}" in self.columns
 
     def __post_init__(self) -> None:
         if self.family not in TYPE_FAMILIES:

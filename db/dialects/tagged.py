@@ -78,6 +78,13 @@ class FieldRule:
         return cls(name, column, required=required, null_sets_null=nullable)
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(type(value), "a number")
+
+
 def _check_name(name: str, spec: str) -> None:
     if not name or not name.replace("_", "a").isalnum():
         raise ValueError(
@@ -175,7 +182,10 @@ class TaggedUnion:
         (serde writes a unit variant as its bare name)."""
         if isinstance(update_data, str):
             return True
-        return len(update_data) == 1 and type(next(iter(update_data.values()))) is dict
+        if len(update_data) != 1:
+            return False
+        ((tag, payload),) = update_data.items()
+        return tag in self._by_name or type(payload) is dict
 
     def changeset(
         self,
@@ -200,7 +210,7 @@ class TaggedUnion:
             raise MalformedOperation(f"unknown {self.enum} variant {tag!r}")
         if not isinstance(payload, dict):
             raise MalformedOperation(
-                f"{self.enum}::{tag}: the variant's fields must be an object, got {payload!r:.60}"
+                f"{self.enum}::{tag}: the variant's fields must be an object, got {_json_kind(payload)}"
             )
         where = f"{self.enum}::{tag}"
         derivations = [self.derivations[n] for n in (*variant.derive, *self.derive_always)]

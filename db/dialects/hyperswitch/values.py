@@ -38,7 +38,18 @@ def _connector_transaction_id(value: dict[str, Any]) -> Any:
 
 
 ENCRYPTION = ValueShape("Encryption", "bytea", _encryption)
-CONNECTOR_TRANSACTION_ID = ValueShape("ConnectorTransactionId", "text", _connector_transaction_id)
+#: The columns whose Rust type is ``ConnectorTransactionId`` (v1 structs of kv.rs's tables):
+#: any other text column given ``{"TxnId": ...}`` is an error, as it is for Hyperswitch.
+CONNECTOR_TRANSACTION_ID_COLUMNS = frozenset(
+    {
+        "payment_attempt.connector_transaction_id",
+        "refund.connector_transaction_id",
+        "refund.connector_refund_id",
+    }
+)
+CONNECTOR_TRANSACTION_ID = ValueShape(
+    "ConnectorTransactionId", "text", _connector_transaction_id, CONNECTOR_TRANSACTION_ID_COLUMNS
+)
 
 
 def form_id_and_data(src: str) -> tuple[str, str | None]:
