@@ -25,7 +25,7 @@ from consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, StreamG
 from consumers.health import TenantHealth
 from consumers.observe import DrainObserver, ErrorClass
 from consumers.streams import StreamLayout
-from db.errors import MalformedOperation, TransientError
+from db.errors import InternalError, MalformedOperation, PermanentError, TransientError
 from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome
 
 log = logging.getLogger("drainer.consumer")
@@ -303,11 +303,13 @@ class PartitionWorker:
     def _batch_entry(self, raw: RawEntry, first: bool, attempts: dict[str, int]) -> BatchEntry:
         assert raw.fields is not None
         envelope: Envelope | None = None
-        error: MalformedOperation | None = None
+        error: PermanentError | None = None
         try:
             envelope = decode_entry(raw.fields)
         except MalformedOperation as exc:
             error = exc
+        except Exception as exc:  # never a crash loop over one entry
+            error = InternalError("decoding the entry", exc)
         fields = raw.fields
         return BatchEntry(
             entry_id=raw.entry_id,

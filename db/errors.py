@@ -83,6 +83,17 @@ class StreamWentBack(PermanentError):
     error_class = "stream_went_back"
 
 
+class InternalError(PermanentError):
+    """An unexpected exception while preparing or applying one entry (a value the
+    driver cannot encode, a bug): the entry is dead-lettered rather than retried."""
+
+    error_class = "internal"
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        self.exception = exc
+        super().__init__(f"{where}: unexpected {type(exc).__name__}: {exc}")
+
+
 class NoRowMatched(DrainerDbError):
     """An update or delete found no row; retried on later deliveries."""
 

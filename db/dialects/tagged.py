@@ -209,8 +209,9 @@ class TaggedUnion:
         if variant is None:
             raise MalformedOperation(f"unknown {self.enum} variant {tag!r}")
         if not isinstance(payload, dict):
+            kind = _json_kind(payload)
             raise MalformedOperation(
-                f"{self.enum}::{tag}: the variant's fields must be an object, got {_json_kind(payload)}"
+                f"{self.enum}::{tag}: the variant's fields must be an object, got {kind}"
             )
         where = f"{self.enum}::{tag}"
         derivations = [self.derivations[n] for n in (*variant.derive, *self.derive_always)]

@@ -17,7 +17,7 @@ from db.dialects.dialect import NOT_MINE, ValueShape
 
 #: ``CONNECTOR_TRANSACTION_ID_HASH_BYTES`` in ``crates/common_utils/src/consts.rs``.
 CONNECTOR_TRANSACTION_ID_HASH_BYTES = 25
-#: Longest connector transaction id stored as it is.
+#: Longest connector transaction id (in UTF-8 bytes) stored as it is.
 MAX_CONNECTOR_TRANSACTION_ID_CHARS = 128
 HASHED_PREFIX = "hs_hash_"
 TXN_ID_TAGS = ("TxnId", "HashedData")
@@ -57,7 +57,8 @@ def form_id_and_data(src: str) -> tuple[str, str | None]:
     original id for ``processor_transaction_data`` when the id was hashed."""
     if src.startswith(HASHED_PREFIX):
         return src, src
-    if len(src) > MAX_CONNECTOR_TRANSACTION_ID_CHARS:
+    # Rust's String::len() counts UTF-8 bytes, not characters
+    if len(src.encode()) > MAX_CONNECTOR_TRANSACTION_ID_CHARS:
         digest = blake3.blake3(src.encode()).digest(length=CONNECTOR_TRANSACTION_ID_HASH_BYTES)
         return HASHED_PREFIX + digest.hex(), src
     return src, None
