@@ -30,6 +30,7 @@ from db.driver import DriverStatements, driver_connection, execute, execute_many
 from db.errors import (
     ConstraintViolation,
     DrainerDbError,
+    InternalError,
     NoRowMatched,
     PermanentError,
     StreamWentBack,
@@ -188,10 +189,19 @@ class Executor:
                 prepared.append(self.prepare(entry.operation, now))
             except PermanentError as exc:
                 prepared.append(exc)
+            except Exception as exc:  # a bug or an input nobody foresaw: this entry only
+                prepared.append(InternalError(f"table tag {entry.operation.tag!r}", exc))
         try:
             try:
                 return await self._run(stream, entries, prepared, hooks, careful=False)
             except _Refused:
+                return await self._run(stream, entries, prepared, hooks, careful=True)
+            except (DBAPIError, OSError, TimeoutError):
+                raise
+            except Exception:
+                # unexpected, and the fast path cannot say which entry raised it: the
+                # careful path runs each entry alone and dead-letters the one at fault
+                log.warning("batch of %s raised unexpectedly; rerunning entry by entry", stream)
                 return await self._run(stream, entries, prepared, hooks, careful=True)
         except DBAPIError as exc:
             raise TransientError(f"database error: {exc.orig or exc}") from exc
@@ -242,7 +252,7 @@ class Executor:
                         continue
                 try:
                     outcome = await self._execute_one(session, prep, careful=careful)
-                except ConstraintViolation as exc:
+                except (ConstraintViolation, InternalError) as exc:
                     handled.append(EntryResult(entry, Outcome.DEAD, exc))
                     i += 1
                     continue
@@ -257,7 +267,7 @@ class Executor:
                 handled.append(EntryResult(entry, outcome))
                 i += 1
             if went_back:
-                handled[:0] = await self._went_back(went_back, hooks)
+                handled[:0] = await self._went_back(went_back, hooks, watermark)
             last = max((r.entry.position for r in handled), default=watermark)
             if last > watermark:
                 try:
@@ -348,7 +358,9 @@ class Executor:
             self.on_statement(OpKind.UPDATE, first.model.name, elapsed, len(run))
         return True
 
-    async def _went_back(self, entries: list[BatchEntry], hooks: BatchHooks) -> list[EntryResult]:
+    async def _went_back(
+        self, entries: list[BatchEntry], hooks: BatchHooks, watermark: Position
+    ) -> list[EntryResult]:
         confirmed = {e.entry_id for e in await hooks.confirm_went_back(entries)}
         results = []
         for entry in entries:
@@ -359,8 +371,11 @@ class Executor:
                     entry.entry_id,
                     extra=entry.log_fields,
                 )
+                # the id names a change this partition committed: most likely this one
                 error = StreamWentBack(
-                    f"first delivery of {entry.entry_id} is at or below the applied watermark"
+                    f"first delivery of {entry.entry_id} is at or below the partition's "
+                    f"applied watermark {watermark[0]}-{watermark[1]}: most likely applied "
+                    "already (the stream went back, e.g. Redis restored from an older snapshot)"
                 )
                 results.append(EntryResult(entry, Outcome.DEAD, error))
             else:
@@ -432,6 +447,10 @@ class Executor:
             ):
                 return Outcome.EXISTED
             raise ConstraintViolation(prep.model.name, code, _db_message(exc)) from exc
+        except (OSError, TimeoutError):
+            raise
+        except Exception as exc:  # e.g. a value no bind processor can encode
+            raise InternalError(prep.model.name, exc) from exc
 
     async def _statement(self, session: AsyncSession, prep: _Prepared) -> Outcome | None:
         table = prep.model.table
