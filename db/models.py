@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapper, registry
 
 from db.coercion import Coercer, coercer_for
 from db.defaults import OMIT, insert_default
-from db.dialects import NOT_MINE, Dialect, TaggedUnion, ValueShape, load_dialect
+from db.dialects import NOT_MINE, Dialect, FlatStruct, TaggedUnion, ValueShape, load_dialect
 from db.errors import CoercionError, MalformedOperation, MissingKey, UnknownColumn, UnknownTable
 from db.operations import OpKind
 
@@ -67,6 +67,10 @@ class TableModel:
     #: an insert's null means the column's DEFAULT (diesel's rule), not NULL
     insert_null_is_default: bool = False
     value_shapes: tuple[ValueShape, ...] = ()
+    #: the struct an inserted row is, if a dialect gives one (required fields, no others)
+    flat_insert: FlatStruct | None = None
+    #: the struct a flat ``update_data`` is, if a dialect gives one
+    flat_update: FlatStruct | None = None
     # column name -> (Column.key, coercer); built once, read per value.
     _columns: dict[str, tuple[str, Coercer]] = field(init=False, repr=False, compare=False)
     _key_sources: tuple[tuple[str, str, Coercer], ...] = field(
@@ -92,7 +96,13 @@ class TableModel:
         )
 
     def coerce_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Coerce an inserted row; every column must exist, nulls stay SQL NULL."""
+        """Coerce an inserted row; every column must exist, nulls stay SQL NULL
+        (or DEFAULT, see ``insert_null_is_default``).
+
+        A table with a ``flat_insert`` struct first has the row checked by it.
+        """
+        if self.flat_insert is not None:
+            values = self._flat_checked(self.flat_insert, values)
         columns = self._columns
         row: dict[str, Any] = {}
         for name, value in values.items():
@@ -137,7 +147,8 @@ class TableModel:
     def changes_for(
         self, update_data: Mapping[str, Any], orig: Mapping[str, Any], now: datetime
     ) -> dict[str, Any]:
-        """The coerced SET values of an update, flat or in the table's tagged-union form."""
+        """The coerced SET values of an update, flat (checked by the table's
+        ``flat_update`` struct, if any) or in the table's tagged-union form."""
         union = self.union
         if union is not None and union.is_tagged(update_data):
             (tag,) = update_data
@@ -147,7 +158,16 @@ class TableModel:
                 except MalformedOperation as exc:
                     raise MalformedOperation(f"{self.name}: {exc}") from None
                 return self.coerce_set(changes)
+        if self.flat_update is not None:
+            # its nulls stay for coerce_changes: skipped, or NULL if null_sets_null
+            update_data = self._flat_checked(self.flat_update, update_data)
         return self.coerce_changes(update_data)
+
+    def _flat_checked(self, struct: FlatStruct, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            return struct.check(values)
+        except MalformedOperation as exc:
+            raise MalformedOperation(f"{self.name}: {exc}") from None
 
     def coerce_set(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Coerce a computed changeset: every column is set, None is SQL NULL."""
@@ -336,6 +356,8 @@ class ModelRegistry:
                 union=rules.union,
                 insert_null_is_default=rules.insert_null_is_default,
                 value_shapes=bound.shapes,
+                flat_insert=rules.flat_insert,
+                flat_update=rules.flat_update,
             )
         return cls(tables, _effective_aliases(aliases or {}, bound.aliases, tables))
 
@@ -347,6 +369,8 @@ class _Bound:
     keys: tuple[str, ...] = ()
     union: TaggedUnion | None = None
     insert_null_is_default: bool = False
+    flat_insert: FlatStruct | None = None
+    flat_update: FlatStruct | None = None
 
 
 class _Binding(dict[str, _Bound]):
@@ -391,6 +415,10 @@ def _bind_dialects(
                 rules.union = dialect.updates[name]
             if name in dialect.insert_null_is_default:
                 rules.insert_null_is_default = True
+            if name in dialect.flat_inserts:
+                rules.flat_insert = dialect.flat_inserts[name]
+            if name in dialect.flat_updates:
+                rules.flat_update = dialect.flat_updates[name]
     bound.shapes = tuple(shapes)
     return bound
 

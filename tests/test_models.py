@@ -1,7 +1,13 @@
-"""Table resolution, keys and coercion against Hyperswitch's real schema."""
+"""Table resolution, keys and coercion against Hyperswitch's real schema.
+
+The address fixtures are full ``AddressNew`` / ``AddressUpdateInternal`` structs
+(``crates/diesel_models/src/address.rs``, juspay/hyperswitch af406737, v1), as the
+router writes them: the dialect's flat-struct rules refuse partial ones.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -11,9 +17,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from db.errors import CoercionError, MissingKey, UnknownColumn, UnknownTable
+from db.dialects import Dialect, FlatStruct, TaggedUnion, Variant
 from db.dialects.hyperswitch import ALIASES as HYPERSWITCH_ALIASES
+from db.dialects.hyperswitch import DIALECT as HYPERSWITCH
 from db.dialects.hyperswitch import KEYS as HYPERSWITCH_KEYS
+from db.errors import (
+    CoercionError,
+    MalformedOperation,
+    MissingKey,
+    UnknownColumn,
+    UnknownTable,
+)
 from db.models import ModelRegistry
 from db.operations import OpKind
 from tests import declared_models
@@ -128,17 +142,51 @@ def test_unknown_tag_lists_some_known_tables(hs: ModelRegistry) -> None:
     assert "users" not in message  # truncated
 
 
+#: ``AddressNew``, every field (``None`` as null). The encrypted fields are bare byte
+#: arrays and ``modified_at`` is ``time``'s tuple form: value forms the coercers take
+#: besides the router's own ``{"inner": [...]}`` and human-readable timestamps.
 ADDRESS_ROW: dict[str, Any] = {
     "address_id": "add_1",
     "city": "Pune",
     "country": "IN",
-    "line1": [49, 50, 32, 77, 71],  # serde's Vec<u8> of an encrypted field
+    "line1": [49, 50, 32, 77, 71],
+    "line2": None,
+    "line3": None,
+    "state": None,
     "zip": [52, 49, 49],
+    "first_name": None,
+    "last_name": None,
+    "phone_number": None,
+    "country_code": None,
+    "customer_id": None,
+    "merchant_id": "merchant_1",
+    "payment_id": None,
     "created_at": "2026-01-01 10:00:00.123",
     "modified_at": [2026, 1, 10, 0, 0, 123000000],
-    "merchant_id": "merchant_1",
-    "customer_id": None,
+    "updated_by": "redis_kv",
+    "email": None,
+    "origin_zip": None,
 }
+
+#: ``AddressUpdateInternal``, every field: a null leaves its column unchanged.
+ADDRESS_UPDATE: dict[str, Any] = {
+    "city": "Goa",
+    "country": None,
+    "line1": None,
+    "line2": None,
+    "line3": None,
+    "state": None,
+    "zip": {"inner": [52, 48]},
+    "first_name": None,
+    "last_name": None,
+    "phone_number": None,
+    "country_code": None,
+    "modified_at": "2026-01-02 11:00:00.5",
+    "updated_by": "kv_router",
+    "email": None,
+    "origin_zip": None,
+}
+NOW = datetime(2026, 6, 1, 12, 0)
 
 
 async def test_hyperswitch_address_insert_update_delete(
@@ -152,8 +200,13 @@ async def test_hyperswitch_address_insert_update_delete(
     orig = {**ADDRESS_ROW, "not_a_column": 1}  # the whole old row; only keys matter
     key = update.key_from(orig)
     assert key == {"address_id": "add_1"}
-    changes = update.coerce_changes({"city": "Goa", "line1": None, "zip": [52, 48]})
-    assert changes == {"city": "Goa", "zip": b"40"}  # null leaves line1 unchanged
+    changes = update.changes_for(ADDRESS_UPDATE, orig, NOW)
+    assert changes == {  # nulls leave their columns (line1) unchanged
+        "city": "Goa",
+        "zip": b"40",
+        "modified_at": datetime(2026, 1, 2, 11, 0, 0, 500000),
+        "updated_by": "kv_router",
+    }
     where = [update.table.c[name] == value for name, value in key.items()]
     async with AsyncSession(hs_engine) as session, session.begin():
         await session.execute(sa.update(update.table).where(*where).values(changes))
@@ -164,6 +217,8 @@ async def test_hyperswitch_address_insert_update_delete(
     assert stored["zip"] == b"40"
     assert stored["country"] == "IN"
     assert stored["created_at"] == datetime(2026, 1, 1, 10, 0, 0, 123000)
+    assert stored["modified_at"] == datetime(2026, 1, 2, 11, 0, 0, 500000)
+    assert stored["updated_by"] == "kv_router"
 
     delete = hs.resolve("address", DELETE)
     async with AsyncSession(hs_engine) as session, session.begin():
@@ -216,13 +271,35 @@ async def test_hyperswitch_payment_intent_with_jsonb_array_and_enums(
 
 
 def test_unknown_column_names_table_and_column(hs: ModelRegistry) -> None:
-    model = hs.resolve("address", INSERT)
+    model = hs.resolve("payment_intent", INSERT)  # a table without a flat insert struct
     with pytest.raises(UnknownColumn) as caught:
-        model.coerce_row({**ADDRESS_ROW, "line9": [1]})
-    assert (caught.value.table, caught.value.column) == ("address", "line9")
-    assert str(caught.value) == "table 'address' has no column 'line9'"
+        model.coerce_row({"payment_id": "pay_1", "line9": [1]})
+    assert (caught.value.table, caught.value.column) == ("payment_intent", "line9")
+    assert str(caught.value) == "table 'payment_intent' has no column 'line9'"
+    address = hs.resolve("address", INSERT)
     with pytest.raises(UnknownColumn, match="table 'address' has no column 'line9'"):
-        model.coerce_changes({"line9": None})
+        address.coerce_changes({"line9": None})
+
+
+def test_a_field_outside_the_flat_struct_names_table_struct_and_field(
+    hs: ModelRegistry,
+) -> None:
+    model = hs.resolve("address", INSERT)
+    with pytest.raises(MalformedOperation) as caught:
+        model.coerce_row({**ADDRESS_ROW, "line9": [1]})
+    assert str(caught.value) == "address: AddressNew: unknown field 'line9'"
+    assert caught.value.error_class == "malformed"
+    update = hs.resolve("address_update", UPDATE)
+    # a column of the table, but no field of AddressUpdateInternal: serde never writes it
+    with pytest.raises(MalformedOperation) as caught:
+        update.changes_for({**ADDRESS_UPDATE, "merchant_id": "m2"}, ADDRESS_ROW, NOW)
+    assert str(caught.value) == "address: AddressUpdateInternal: unknown field 'merchant_id'"
+    with pytest.raises(MalformedOperation, match="address: AddressNew: missing field 'upd"):
+        model.coerce_row({k: v for k, v in ADDRESS_ROW.items() if k != "updated_by"})
+    with pytest.raises(MalformedOperation, match=r"AddressNew\.merchant_id: value `m 1` contains"):
+        model.coerce_row({**ADDRESS_ROW, "merchant_id": "m 1"})
+    # the id as serde leaves it: trimmed
+    assert model.coerce_row({**ADDRESS_ROW, "merchant_id": " m1\t"})["merchant_id"] == "m1"
 
 
 def test_bad_value_names_table_and_column(hs: ModelRegistry) -> None:
@@ -252,6 +329,63 @@ async def test_null_sets_null_is_per_table(hs_engine: AsyncEngine) -> None:
     assert registry.tables["address"].null_sets_null
     assert registry.tables["address"].coerce_changes({"city": None}) == {"city": None}
     assert registry.tables["customers"].coerce_changes({"description": None}) == {}
+    # the configuration wins over the flat struct's diesel rule (null skips)
+    changes = registry.tables["address"].changes_for(ADDRESS_UPDATE, ADDRESS_ROW, NOW)
+    assert changes["line1"] is None and changes["city"] == "Goa"
+
+
+def test_every_flat_struct_of_the_dialect_binds_to_hyperswitchs_schema(
+    hs: ModelRegistry,
+) -> None:
+    for table, struct in HYPERSWITCH.flat_inserts.items():
+        assert hs.tables[table].flat_insert is struct
+    for table, struct in HYPERSWITCH.flat_updates.items():
+        assert hs.tables[table].flat_update is struct
+    assert hs.tables["payment_intent"].flat_insert is None
+    assert hs.tables["payment_intent"].flat_update is None
+
+
+async def test_a_flat_struct_that_does_not_fit_keeps_the_generic_rules(
+    hs_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    misfit = Dialect(
+        name="misfit",
+        flat_inserts={"address": FlatStruct("AddressNew", "address_id!", "planet")},
+        flat_updates={"customers": FlatStruct("CustomerUpdate", "name")},
+    )
+    with caplog.at_level(logging.WARNING, logger="drainer.db"):
+        registry = await ModelRegistry.reflect(hs_engine, dialects=[misfit])
+    assert registry.tables["address"].flat_insert is None
+    assert "dialect misfit: table address lacks column(s) planet" in caplog.text
+    assert registry.tables["customers"].flat_update is not None
+    assert registry.tables["address"].coerce_row({"address_id": "a", "city": "Pune"}) == {
+        "address_id": "a",
+        "city": "Pune",
+    }
+
+
+async def test_a_flat_update_struct_does_not_apply_to_tagged_updates(
+    hs_engine: AsyncEngine,
+) -> None:
+    both = Dialect(
+        name="both",
+        keys={"refund": ("refund_id", "merchant_id")},
+        updates={
+            "refund": TaggedUnion(
+                "RefundUpdate", variants=(Variant("ErrorUpdate", "refund_error_message"),)
+            )
+        },
+        flat_updates={"refund": FlatStruct("RefundUpdateInternal", "refund_status!")},
+    )
+    refund = (await ModelRegistry.reflect(hs_engine, dialects=[both])).tables["refund"]
+    tagged = {"ErrorUpdate": {"refund_error_message": "declined"}}
+    assert refund.changes_for(tagged, {}, NOW) == {"refund_error_message": "declined"}
+    assert refund.changes_for({"refund_status": "failure"}, {}, NOW) == {"refund_status": "failure"}
+    # a flat changeset of the same table is the struct's: its field must be there
+    with pytest.raises(MalformedOperation, match="refund: RefundUpdateInternal: unknown field"):
+        refund.changes_for({"refund_error_message": "declined"}, {}, NOW)
+    with pytest.raises(MalformedOperation, match="'refund_status' must not be null"):
+        refund.changes_for({"refund_status": None}, {}, NOW)
 
 
 async def test_configured_keys_and_aliases(hs_engine: AsyncEngine) -> None:

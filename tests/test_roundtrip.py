@@ -1,10 +1,19 @@
-"""Producer -> streams -> drainer -> rows, on declared models and on Hyperswitch's schema."""
+"""Producer -> streams -> drainer -> rows, on declared models and on Hyperswitch's schema.
+
+The Hyperswitch entries are full structs of ``crates/diesel_models/src/{address,
+customers,reverse_lookup}.rs`` (juspay/hyperswitch af406737, v1: ``AddressNew``,
+``Address``, ``AddressUpdateInternal``, ``CustomerNew``, ``ReverseLookupNew``), as the
+router writes them, since the dialect refuses partial ones. Their values come in the
+several forms the coercers take (bare byte arrays, ``time``'s tuple, ISO-8601 with an
+offset) so that each form is seen end to end.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -106,6 +115,77 @@ async def test_declared_models_insert_update_delete(
         await conn.close()
 
 
+#: ``AddressNew`` (and, being the same fields, the ``Address`` row the update's ``orig`` is).
+ADDRESS_NEW: dict[str, Any] = {
+    "address_id": "add_1",
+    "city": "Pune",
+    "country": "IN",
+    "line1": [76, 49],
+    "line2": None,
+    "line3": None,
+    "state": None,
+    "zip": [52, 49, 49],
+    "first_name": None,
+    "last_name": None,
+    "phone_number": None,
+    "country_code": None,
+    "customer_id": None,
+    "merchant_id": "m1",
+    "payment_id": "pay_1",
+    "created_at": "2026-01-01 10:00:00.123",
+    "modified_at": "2026-01-01T10:00:00Z",
+    "updated_by": "redis_kv",
+    "email": None,
+    "origin_zip": None,
+}
+#: ``AddressUpdateInternal``: the nulls leave their columns unchanged.
+ADDRESS_UPDATE: dict[str, Any] = {
+    "city": "Goa",
+    "country": None,
+    "line1": None,
+    "line2": None,
+    "line3": None,
+    "state": None,
+    "zip": None,
+    "first_name": None,
+    "last_name": None,
+    "phone_number": None,
+    "country_code": None,
+    "modified_at": [2026, 2, 11, 0, 0, 500_000_000],
+    "updated_by": "redis_kv",
+    "email": None,
+    "origin_zip": None,
+}
+#: ``CustomerNew`` (v1).
+CUSTOMER_NEW: dict[str, Any] = {
+    "customer_id": "cus_1",
+    "merchant_id": "m1",
+    "name": [65, 66],
+    "email": None,
+    "phone": None,
+    "description": None,
+    "phone_country_code": None,
+    "metadata": None,
+    "connector_customer": {"stripe": "cus_x"},
+    "created_at": "2026-01-01T10:00:00.123456789+05:30",
+    "modified_at": "2026-01-01 04:30:00",
+    "address_id": None,
+    "updated_by": None,
+    "version": "v1",
+    "tax_registration_id": None,
+    "created_by": None,
+    "last_modified_by": None,
+}
+#: ``ReverseLookupNew``.
+REVERSE_LOOKUP_NEW = {
+    "lookup_id": "lk_1",
+    "sk_id": "sk",
+    "pk_id": "pk",
+    "source": "payment_attempt",
+    "updated_by": "redis_kv",
+}
+
+
 async def test_hyperswitch_tables_reflected(
     tmp_path: Path, hyperswitch_dsn: str, redis_prefix: str
 ) -> None:
@@ -115,46 +195,10 @@ async def test_hyperswitch_tables_reflected(
     producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
     gid = "mid_m1_pid_pay_1"
     try:
-        await producer.insert(
-            "address",
-            {
-                "address_id": "add_1",
-                "city": "Pune",
-                "country": "IN",
-                "line1": [76, 49],
-                "created_at": "2026-01-01 10:00:00.123",
-                "modified_at": "2026-01-01T10:00:00Z",
-                "merchant_id": "m1",
-                "payment_id": "pay_1",
-                "zip": [52, 49, 49],
-            },
-            partition_key=gid,
-        )
-        await producer.update(
-            "address",
-            {"address_id": "add_1", "city": "Pune"},
-            {"city": "Goa", "line1": None, "modified_at": [2026, 2, 11, 0, 0, 500_000_000]},
-            partition_key=gid,
-        )
-        await producer.insert(
-            "customer",
-            {
-                "customer_id": "cus_1",
-                "merchant_id": "m1",
-                "name": [65, 66],
-                "email": None,
-                "created_at": "2026-01-01T10:00:00.123456789+05:30",
-                "modified_at": "2026-01-01 04:30:00",
-                "connector_customer": {"stripe": "cus_x"},
-                "version": "v1",
-            },
-            partition_key=gid,
-        )
-        await producer.insert(
-            "reverse_look_up",
-            {"lookup_id": "lk_1", "sk_id": "sk", "pk_id": "pk", "source": "payment_attempt"},
-            partition_key=gid,
-        )
+        await producer.insert("address", ADDRESS_NEW, partition_key=gid)
+        await producer.update("address", ADDRESS_NEW, ADDRESS_UPDATE, partition_key=gid)
+        await producer.insert("customer", CUSTOMER_NEW, partition_key=gid)
+        await producer.insert("reverse_look_up", REVERSE_LOOKUP_NEW, partition_key=gid)
         await producer.insert(
             "payment_intent",
             {
@@ -193,6 +237,7 @@ async def test_hyperswitch_tables_reflected(
         assert address["country"] == "IN"
         assert address["created_at"] == dt.datetime(2026, 1, 1, 10, 0, 0, 123000)
         assert address["modified_at"] == dt.datetime(2026, 1, 2, 11, 0, 0, 500000)
+        assert address["payment_id"] == "pay_1" and address["updated_by"] == "redis_kv"
         customer = await conn.fetchrow("SELECT * FROM customers")
         assert (customer["customer_id"], customer["merchant_id"]) == ("cus_1", "m1")
         assert bytes(customer["name"]) == b"AB" and customer["email"] is None

@@ -2,11 +2,13 @@
 updates) as data, bound to the tables they fit.
 
 Exports :class:`Dialect`, :class:`ValueShape`, :class:`TaggedUnion`, :class:`Variant`,
-:class:`Derivation`, :func:`load_dialect` and :func:`dialect_from_config`.
+:class:`Derivation`, :class:`FlatStruct`, :func:`load_dialect` and
+:func:`dialect_from_config`.
 """
 
 from db.dialects.config import dialect_from_config
 from db.dialects.dialect import BUILT_IN, NOT_MINE, Dialect, ValueShape, load_dialect
+from db.dialects.flat import FlatStruct
 from db.dialects.tagged import Derivation, FieldRule, TaggedUnion, Variant
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "Derivation",
     "Dialect",
     "FieldRule",
+    "FlatStruct",
     "TaggedUnion",
     "ValueShape",
     "Variant",

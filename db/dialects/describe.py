@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from db.dialects.dialect import Dialect
+from db.dialects.flat import FlatStruct
 from db.dialects.tagged import FieldRule, TaggedUnion, Variant
 
 #: Update tags end in this suffix (Hyperswitch writes ``address_update``).
@@ -36,6 +37,40 @@ def _variant_row(union: TaggedUnion, variant: Variant) -> str:
     return f"| `{variant.name}` | {fields} | {'; '.join(extra) or '—'} |"
 
 
+def _struct_row(table: str, kind: str, struct: FlatStruct) -> str:
+    required = ", ".join(f"`{name}`" for name in sorted(struct.required)) or "—"
+    checks = ", ".join(
+        f"`{name}` ({getattr(check, '__name__', 'check')})"
+        for name, check in sorted(struct.checks.items())
+    )
+    return (
+        f"| `{table}` | {kind} | `{struct.name}` | {len(struct.fields)} | {required} "
+        f"| {checks or '—'} |"
+    )
+
+
+def _flat_structs(dialect: Dialect) -> list[str]:
+    if not dialect.flat_inserts and not dialect.flat_updates:
+        return []
+    lines = [
+        "",
+        "### Flat structs",
+        "",
+        "Inserts and flat `update_data` of these tables are checked against the struct: "
+        "a field it lacks, or a required field missing or null, is malformed; "
+        "checked fields are validated (and trimmed) as the struct's deserializer does.",
+        "",
+        "| table | entry | struct | fields | required | checked |",
+        "|---|---|---|---|---|---|",
+    ]
+    for table in sorted({*dialect.flat_inserts, *dialect.flat_updates}):
+        for kind, structs in (("insert", dialect.flat_inserts), ("update", dialect.flat_updates)):
+            struct = structs.get(table)
+            if struct is not None:
+                lines.append(_struct_row(table, kind, struct))
+    return lines
+
+
 def describe(dialect: Dialect) -> str:
     """Every tag, key, insert rule and update variant of ``dialect``, as Markdown."""
     lines = [
@@ -52,7 +87,11 @@ def describe(dialect: Dialect) -> str:
         keys = ", ".join(f"`{k}`" for k in dialect.keys.get(table, ())) or "primary key"
         null = "DEFAULT" if table in dialect.insert_null_is_default else "NULL"
         union = dialect.updates.get(table)
-        shape = f"`{union.enum}` (tagged)" if union else "flat changeset"
+        flat = dialect.flat_updates.get(table)
+        if union is not None:
+            shape = f"`{union.enum}` (tagged)"
+        else:
+            shape = f"`{flat.name}` (flat)" if flat is not None else "flat changeset"
         updates = f"`{tag}{UPDATE_TAG_SUFFIX}`" if table in dialect.keys else "—"
         lines.append(f"| `{table}` | `{tag}` | {updates} | {keys} | {null} | {shape} |")
     if dialect.value_shapes:
@@ -62,6 +101,7 @@ def describe(dialect: Dialect) -> str:
                else f"every {shape.family} column") + ")"
             for shape in dialect.value_shapes
         ) + "."]  # fmt: skip
+    lines += _flat_structs(dialect)
     for table, union in sorted(dialect.updates.items()):
         lines += [
             "",

@@ -3,10 +3,11 @@
 The generic path reads flat rows and changesets. A producer with conventions of
 its own (Hyperswitch's router is the first) is described by a :class:`Dialect`:
 the table tags it writes, the columns its updates find rows by, what a ``null``
-in its inserts means, the shapes its values arrive in, and its tagged-union
-updates. The model registry binds a dialect's rules to the tables that exist
-and have every column the rules name; a table they do not fit keeps the
-generic rules, with one warning.
+in its inserts means, the shapes its values arrive in, its tagged-union
+updates, and the flat structs its inserts and flat updates are. The model
+registry binds a dialect's rules to the tables that exist and have every
+column the rules name; a table they do not fit keeps the generic rules, with
+one warning.
 
 Dialects are named in ``[tables] dialects``: a built-in name (``hyperswitch``)
 or ``package.module:ATTRIBUTE`` of the user's own.
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.dialects.flat import FlatStruct
 from db.dialects.tagged import TaggedUnion
 
 #: Marker a value shape returns for a value that is not its shape.
@@ -68,10 +70,20 @@ class Dialect:
     #: table -> its tagged-union ``update_data``
     updates: Mapping[str, TaggedUnion] = field(default_factory=dict)
     value_shapes: tuple[ValueShape, ...] = ()
+    #: table -> the struct its inserted rows are (required fields, no others)
+    flat_inserts: Mapping[str, FlatStruct] = field(default_factory=dict)
+    #: table -> the struct its flat ``update_data`` is (not its tagged-union form)
+    flat_updates: Mapping[str, FlatStruct] = field(default_factory=dict)
 
     def tables(self) -> set[str]:
         """Every table the dialect has a rule for."""
-        return set(self.keys) | set(self.insert_null_is_default) | set(self.updates)
+        return (
+            set(self.keys)
+            | set(self.insert_null_is_default)
+            | set(self.updates)
+            | set(self.flat_inserts)
+            | set(self.flat_updates)
+        )
 
     def columns_needed(self, table: str) -> set[str]:
         """The columns a table must have for the dialect's rules to fit it."""
@@ -79,6 +91,10 @@ class Dialect:
         union = self.updates.get(table)
         if union is not None:
             needed |= union.columns()
+        for structs in (self.flat_inserts, self.flat_updates):
+            struct = structs.get(table)
+            if struct is not None:
+                needed |= struct.columns()
         return needed
 
 

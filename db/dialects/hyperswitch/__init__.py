@@ -4,13 +4,16 @@ Reference: juspay/hyperswitch at af406737, v1 features. ``crates/diesel_models/
 src/kv.rs`` gives the tags (serde ``snake_case`` of the ``Insertable`` and
 ``Updateable`` variants), ``src/query/*.rs`` the columns each update finds its
 row by, the ``*New`` structs' ``Insertable`` derive that a ``None`` is written as
-DEFAULT, and each update enum's ``From`` impl its changeset (one module each).
+DEFAULT, and each update enum's ``From`` impl its changeset (one module each);
+the tables whose ``*New`` / ``*UpdateInternal`` are written as they are have
+their structs in ``flat.py``.
 docs/hyperswitch.md lists every tag and variant and how it is applied.
 """
 
 from __future__ import annotations
 
 from db.dialects.dialect import Dialect
+from db.dialects.hyperswitch.flat import FLAT_INSERTS, FLAT_UPDATES
 from db.dialects.hyperswitch.payment_attempt import PAYMENT_ATTEMPT_UPDATE
 from db.dialects.hyperswitch.payment_intent import PAYMENT_INTENT_UPDATE
 from db.dialects.hyperswitch.payout_attempt import PAYOUT_ATTEMPT_UPDATE
@@ -67,6 +70,8 @@ DIALECT = Dialect(
         "payout_attempt": PAYOUT_ATTEMPT_UPDATE,
     },
     value_shapes=(ENCRYPTION, CONNECTOR_TRANSACTION_ID),
+    flat_inserts=FLAT_INSERTS,
+    flat_updates=FLAT_UPDATES,
 )
 
 __all__ = ["ALIASES", "DIALECT", "INSERTED_TABLES", "KEYS"]
