@@ -13,26 +13,38 @@ from fastapi import FastAPI
 
 from api import dead_letters, health, pending, replay, telemetry
 from api.errors import install_error_handlers
+from api.responses import SafeJSONResponse
 
 if TYPE_CHECKING:
     from app.lifecycle import Drainer
     from consumers.replay import Replayer
 
-API_VERSION = "1.0.0"
+#: 2: entry contents need a token and listings are redacted by default.
+API_VERSION = "2.0.0"
 DESCRIPTION = """\
 Operate a running drainer: health and readiness, the backlog and pending entries
 of every partition, replay of a pending entry, dead letters (list, requeue,
 discard), Prometheus metrics and the trace id of an entity.
 
-Reading endpoints are open. Endpoints that change state need
-`Authorization: Bearer <server.admin_token>`; without a configured token they
-are allowed only when the server listens on loopback.
+Probes (`/health`, `/health/ready`), `/pending` counts, `/metrics` and
+`/trace-id` are open. Endpoints that show entry contents (dead letters, pending
+entries) and `/health/deep` need `Authorization: Bearer <token>` with
+`server.operator_token` (read-only) or `server.admin_token`; listings are
+redacted unless `contents=full`. Endpoints that change state need
+`server.admin_token`. With no token configured for a level, it is allowed only
+when the server listens on loopback. Bytes that are not UTF-8 are shown as `\\xNN`.
 """
 
 
 def create_app(drainer: Drainer) -> FastAPI:
     """The FastAPI app bound to a running drainer."""
-    api = FastAPI(title="drainer operator API", version=API_VERSION, description=DESCRIPTION)
+    api = FastAPI(
+        title="drainer operator API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        # every route: a response survives any bytes an entry holds (api.responses)
+        default_response_class=SafeJSONResponse,
+    )
     api.state.drainer = drainer
     replayers: dict[str, Replayer] = {}
     api.state.replayers = replayers

@@ -1,23 +1,32 @@
 """Dead letters: list and filter, inspect, requeue (one or by filter), discard.
 
+Reading them needs the operator (or admin) token: they hold whole entries, i.e.
+payment data. Listings are redacted unless ``contents=full`` is asked for; every
+full read is audited.
+
 Requeue appends the original entry to the partition stream it came from and
 removes the dead letter in one step (one Lua script; on Redis Cluster the two
 keys are in different slots, so it is XADD then XDEL there). The requeued
-entry gets a new id and is applied like any new entry.
+entry gets a new id and is applied like any new entry. A ``stream_went_back``
+dead letter was most likely applied already (its id fell at or below the
+partition's watermark): requeueing it needs ``force``.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from api.auth import Admin, Operator, audit
+from api.auth import Admin, Operator, Reader, audit
 from api.deps import DrainerDep, check_entry_id, store_for_tenant
 from api.errors import ERROR_RESPONSES
 from api.schemas import (
     ENTRY_ID_EXAMPLE,
+    Contents,
     DeadLetterOut,
     DeadLetterPage,
     Discarded,
@@ -30,12 +39,29 @@ from app.lifecycle import Drainer
 from app.store import Store
 from consumers import inspect, replay
 from consumers.dead_letter import DeadLetter
+from db.errors import StreamWentBack
 
 router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 CURSOR_SEPARATOR = ":"
+#: Dead letters read per step of a requeue by filter.
+REQUEUE_SCAN_PAGE = 100
+#: Ids a refused requeue by filter names as examples.
+SHOWN_IDS = 5
+WENT_BACK = StreamWentBack.error_class
+WENT_BACK_WHY = (
+    "most likely applied already: it was delivered for the first time with an id at or "
+    "below the partition's applied watermark (the stream went back, e.g. Redis was restored "
+    "from an older snapshot)"
+)
+WENT_BACK_RISK = "requeueing would apply it a second time and can set rows back to older values"
+WENT_BACK_INSTEAD = (
+    "check whether its change is in the database: if it is, discard the dead letter "
+    "(DELETE /dead-letters/{id}); only if it is not, requeue it with force=true"
+)
+WENT_BACK_WARNING = f"{WENT_BACK_WHY}. {WENT_BACK_RISK.capitalize()}. Instead, {WENT_BACK_INSTEAD}."
 
 DeadLetterId = Annotated[
     str,
@@ -50,20 +76,48 @@ TenantQuery = Annotated[
     str | None,
     Query(description="The tenant (needed only if two tenants have this id).", max_length=200),
 ]
+_CONTENTS = (
+    "redacted: leave out everything taken from the entry's values (fields, operation.key, "
+    "error, decode_error); full: show them (audited on drainer.audit)."
+)
+ListContents = Annotated[Contents, Query(description=_CONTENTS)]
+ForceQuery = Annotated[
+    bool,
+    Query(
+        description="Requeue even a stream_went_back dead letter (most likely applied "
+        "already: requeueing applies it again)."
+    ),
+]
 
 
-def _out(tenant: str, letter: DeadLetter, view: inspect.EntryView) -> DeadLetterOut:
+def _out(
+    tenant: str, letter: DeadLetter, view: inspect.EntryView, contents: Contents
+) -> DeadLetterOut:
     return DeadLetterOut(
         id=letter.id,
         tenant=tenant,
         source_stream=letter.source_stream,
         source_id=letter.source_id,
         error_class=letter.error_class,
-        error=letter.error,
+        error=letter.error if contents is Contents.FULL else None,
         attempts=letter.attempts,
         dead_lettered_at=datetime.fromtimestamp(letter.dead_lettered_at, UTC),
-        **entry_view_fields(view),
+        warning=WENT_BACK_WARNING if letter.error_class == WENT_BACK else None,
+        **entry_view_fields(view, contents),
     )
+
+
+def _audit_read(
+    operator: Operator, target: str, items: Sequence[DeadLetterOut], contents: Contents
+) -> None:
+    if contents is Contents.FULL:
+        audit(
+            operator,
+            "read",
+            target,
+            f"{len(items)} shown in full",
+            entries=[f"{d.tenant}/{d.id}" for d in items],
+        )
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -99,6 +153,7 @@ def _parse_cursor(drainer: Drainer, cursor: str) -> tuple[str, str]:
 @router.get("/dead-letters", response_model=DeadLetterPage, summary="List dead letters")
 async def list_dead_letters(
     drainer: DrainerDep,
+    operator: Reader,
     tenant: Annotated[str | None, Query(description="Only this tenant.", max_length=200)] = None,
     table: Annotated[
         str | None, Query(description="Table name or table tag.", max_length=200)
@@ -113,8 +168,12 @@ async def list_dead_letters(
         str | None, Query(description="The next_cursor of the previous page.", max_length=300)
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    contents: ListContents = Contents.REDACTED,
 ) -> DeadLetterPage:
-    """Oldest first, per tenant in configuration order; filters combine with AND."""
+    """Oldest first, per tenant in configuration order; filters combine with AND.
+
+    Redacted unless ``contents=full``.
+    """
     flt = _filter(table, error_class, since, until)
     stores = _stores(drainer, tenant)
     start_tenant, start = _parse_cursor(drainer, cursor) if cursor else (stores[0].id, None)
@@ -130,11 +189,13 @@ async def list_dead_letters(
             start=start if store.id == start_tenant else None,
             limit=limit - len(items),
         )
-        items.extend(_out(store.id, letter, view) for letter, view in page.items)
+        items.extend(_out(store.id, letter, view, contents) for letter, view in page.items)
         if page.next_start is not None:
+            _audit_read(operator, "dead letters", items, contents)
             return DeadLetterPage(
                 items=items, next_cursor=f"{store.id}{CURSOR_SEPARATOR}{page.next_start}"
             )
+    _audit_read(operator, "dead letters", items, contents)
     return DeadLetterPage(items=items, next_cursor=None)
 
 
@@ -162,21 +223,37 @@ async def _find(
     "/dead-letters/{dead_letter_id}", response_model=DeadLetterOut, summary="One dead letter"
 )
 async def get_dead_letter(
-    drainer: DrainerDep, dead_letter_id: DeadLetterId, tenant: TenantQuery = None
+    drainer: DrainerDep,
+    operator: Reader,
+    dead_letter_id: DeadLetterId,
+    tenant: TenantQuery = None,
+    contents: Annotated[Contents, Query(description=_CONTENTS)] = Contents.FULL,
 ) -> DeadLetterOut:
-    """The original entry, decoded, with where it came from and why it was dead-lettered."""
+    """The original entry, decoded, with where it came from and why it was dead-lettered.
+
+    In full unless ``contents=redacted`` (one dead letter is asked for by id).
+    """
     store, letter = await _find(drainer, dead_letter_id, tenant)
-    return _out(store.id, letter, inspect.view_entry(letter.fields, store.registry))
+    out = _out(store.id, letter, inspect.view_entry(letter.fields, store.registry), contents)
+    _audit_read(operator, f"dead letter {store.id}/{letter.id}", [out], contents)
+    return out
 
 
 async def _requeue(
-    drainer: Drainer, operator: Operator, store: Store, letter: DeadLetter
+    drainer: Drainer, operator: Operator, store: Store, letter: DeadLetter, *, force: bool
 ) -> Requeued:
     target = f"dead letter {store.id}/{letter.id}"
     keys = {
         "global_id": letter.fields.get("global_id"),
         "request_id": letter.fields.get("request_id"),
     }
+    if letter.error_class == WENT_BACK and not force:
+        audit(operator, "requeue", target, "refused: stream_went_back without force", **keys)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"dead letter {letter.id} is stream_went_back, {WENT_BACK_WHY}; its error: "
+            f"{letter.error}. Refused: {WENT_BACK_RISK}. Instead, {WENT_BACK_INSTEAD}.",
+        )
     try:
         result = await replay.requeue(store.tenant, letter)
     except replay.ReplayRefused as exc:
@@ -211,11 +288,56 @@ async def _requeue(
     summary="Requeue one dead letter onto its partition stream",
 )
 async def requeue_one(
-    drainer: DrainerDep, operator: Admin, dead_letter_id: DeadLetterId, tenant: TenantQuery = None
+    drainer: DrainerDep,
+    operator: Admin,
+    dead_letter_id: DeadLetterId,
+    tenant: TenantQuery = None,
+    force: ForceQuery = False,
 ) -> Requeued:
-    """Append it to the partition stream it came from and remove it, atomically."""
+    """Append it to the partition stream it came from and remove it, atomically.
+
+    A ``stream_went_back`` dead letter is a 409 unless ``force=true``.
+    """
     store, letter = await _find(drainer, dead_letter_id, tenant)
-    return await _requeue(drainer, operator, store, letter)
+    return await _requeue(drainer, operator, store, letter, force=force)
+
+
+async def _matching(
+    ranges: Sequence[tuple[Store, str | None]], flt: inspect.DeadLetterFilter
+) -> AsyncGenerator[tuple[Store, DeadLetter]]:
+    """The dead letters matching ``flt`` up to each store's fixed end id, oldest first."""
+    for store, end in ranges:
+        start: str | None = None
+        while end is not None:
+            page = await inspect.scan_dead_letters(
+                store.dead_letters,
+                store.registry,
+                flt,
+                start=start,
+                end=end,
+                limit=REQUEUE_SCAN_PAGE,
+            )
+            for letter, _view in page.items:
+                yield store, letter
+            if page.next_start is None:
+                break
+            start = page.next_start
+
+
+async def _went_back_among(
+    ranges: Sequence[tuple[Store, str | None]], flt: inspect.DeadLetterFilter, limit: int
+) -> list[str]:
+    """The stream_went_back dead letters among the first ``limit`` that match."""
+    found: list[str] = []
+    seen = 0
+    async with contextlib.aclosing(_matching(ranges, flt)) as letters:
+        async for store, letter in letters:
+            seen += 1
+            if seen > limit:
+                break
+            if letter.error_class == WENT_BACK:
+                found.append(f"{store.id}/{letter.id}")
+    return found
 
 
 @router.post(
@@ -229,7 +351,8 @@ async def requeue_matching(
     """Requeue the matching dead letters that exist now, oldest first, up to ``limit``.
 
     Without any filter, ``"all": true`` is required. Dead letters written while it
-    runs (an entry failing again) are left alone.
+    runs (an entry failing again) are left alone. If any of them is
+    ``stream_went_back``, nothing is requeued (409) unless ``"force": true``.
     """
     if not (body.tenant or body.table or body.error_class or body.since or body.until or body.all):
         raise HTTPException(
@@ -237,28 +360,44 @@ async def requeue_matching(
             'no filter given: set tenant, table, error_class, since or until, or "all": true',
         )
     flt = _filter(body.table, body.error_class, body.since, body.until)
+    # each tenant's end is fixed now: the check below and the requeue see the same letters
+    ranges = [
+        (store, await inspect.last_dead_letter_id(store.redis, store.dead_letters))
+        for store in _stores(drainer, body.tenant)
+    ]
+    if not body.force and body.error_class in (None, WENT_BACK):
+        went_back = await _went_back_among(ranges, flt, body.limit)
+        if went_back:
+            shown = ", ".join(went_back[:SHOWN_IDS]) + (
+                ", ..." if len(went_back) > SHOWN_IDS else ""
+            )
+            audit(
+                operator,
+                "requeue",
+                "dead letters matching a filter",
+                "refused: stream_went_back without force",
+                entries=went_back,
+            )
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{len(went_back)} of the matching dead letters are stream_went_back "
+                f"({shown}): each is {WENT_BACK_WHY}. Nothing was requeued: {WENT_BACK_RISK}. "
+                f"Instead, for each, {WENT_BACK_INSTEAD}; to requeue only the others, filter "
+                'by their error_class; to requeue these too, send "force": true.',
+            )
     done: list[Requeued] = []
     truncated = False
-    for store in _stores(drainer, body.tenant):
-        end = await inspect.last_dead_letter_id(store.redis, store.dead_letters)
-        start: str | None = None
-        while end is not None and not truncated:
-            page = await inspect.scan_dead_letters(
-                store.dead_letters, store.registry, flt, start=start, end=end, limit=100
-            )
-            for letter, _view in page.items:
-                if len(done) >= body.limit:
-                    truncated = True
-                    break
-                try:
-                    done.append(await _requeue(drainer, operator, store, letter))
-                except (HTTPException, replay.ReplayRefused):
-                    continue  # gone meanwhile or not requeueable: logged, skip it
-            if page.next_start is None:
+    async with contextlib.aclosing(_matching(ranges, flt)) as letters:
+        async for store, letter in letters:
+            if len(done) >= body.limit:
+                truncated = True
                 break
-            start = page.next_start
-        if truncated:
-            break
+            if letter.error_class == WENT_BACK and not body.force:
+                continue  # never without force (the check above saw the same letters)
+            try:
+                done.append(await _requeue(drainer, operator, store, letter, force=body.force))
+            except (HTTPException, replay.ReplayRefused):
+                continue  # gone meanwhile or not requeueable: logged, skip it
     return RequeueBatch(requeued=done, count=len(done), truncated=truncated)
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException
 
+from api.responses import SafeJSONResponse
 from api.schemas import ErrorResponse
 from consumers.replay import ReplayRefused
 from db.errors import TransientError
@@ -31,8 +32,8 @@ def _error(description: str) -> dict[str, Any]:
 #: Documented on every route (status codes a route never returns do no harm).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _error("Bad request: a filter, cursor or id is not usable."),
-    401: _error("Missing or wrong bearer token (changes only)."),
-    403: _error("Changes refused: no admin token configured and not on loopback."),
+    401: _error("Missing or wrong bearer token."),
+    403: _error("Refused: the token this needs is not configured and the API is not on loopback."),
     404: _error("No such stream, entry, tenant or dead letter."),
     409: _error("The request conflicts with the current state."),
     422: _error("A parameter or body field is invalid."),
@@ -52,7 +53,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN_INPUT_CHARS else text[: MAX_SHOWN_INPUT_CHARS - 3] + "..."
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_request: Request, exc: Exception) -> SafeJSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     errors = []
@@ -63,29 +64,37 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         problems.append(f"{_where(loc)}: {message}{shown}")
         errors.append({"loc": [str(p) for p in loc], "msg": message, "type": error.get("type")})
     body = ErrorResponse(detail="; ".join(problems) or "invalid request", errors=errors)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
+    return SafeJSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
 
-async def _replay_refused(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> SafeJSONResponse:
+    # FastAPI's own handler, with a response that survives any bytes in the detail
+    assert isinstance(exc, HTTPException)
+    headers = getattr(exc, "headers", None)
+    return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _replay_refused(_request: Request, exc: Exception) -> SafeJSONResponse:
     assert isinstance(exc, ReplayRefused)
-    return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    return SafeJSONResponse({"detail": str(exc)}, status_code=exc.status)
 
 
-async def _redis_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _redis_error(_request: Request, exc: Exception) -> SafeJSONResponse:
     if isinstance(exc, ResponseError):
         # Redis refused a command built from the request: bad input that got past checks
-        return JSONResponse({"detail": f"Redis refused the request: {exc}"}, status_code=400)
+        return SafeJSONResponse({"detail": f"Redis refused the request: {exc}"}, status_code=400)
     log.warning("operator API: Redis unavailable: %s", exc)
-    return JSONResponse({"detail": f"Redis unavailable: {exc}"}, status_code=503)
+    return SafeJSONResponse({"detail": f"Redis unavailable: {exc}"}, status_code=503)
 
 
-async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(_request: Request, exc: Exception) -> SafeJSONResponse:
     log.warning("operator API: dependency unavailable: %s", exc)
-    return JSONResponse({"detail": f"unavailable: {exc}"}, status_code=503)
+    return SafeJSONResponse({"detail": f"unavailable: {exc}"}, status_code=503)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Turn validation errors and unreachable dependencies into JSON 4xx/503."""
+    """Turn refusals, validation errors and unreachable dependencies into JSON 4xx/503."""
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ReplayRefused, _replay_refused)
     app.add_exception_handler(RedisError, _redis_error)

@@ -4,6 +4,7 @@ Liveness asks only whether the consumer loop goes round: when PostgreSQL or
 Redis is down the drainer keeps running, backs off and reports *not ready*; a
 liveness failure would restart it for nothing. Readiness asks each tenant's
 Redis and database now (with a short deadline), so it flips back by itself.
+Both are open (kubelets call them); the deep check writes probes and needs a token.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import asyncio
 import time
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
+from api.auth import Reader
 from api.deps import DrainerDep
 from api.errors import ERROR_RESPONSES
+from api.responses import SafeJSONResponse
 from api.schemas import Check, DeepHealth, Liveness, Readiness, TenantDeepHealth, TenantReadiness
 from app.lifecycle import Drainer
 from app.store import Store
@@ -48,7 +50,7 @@ def _loop_age_s(drainer: Drainer) -> float:
     summary="Liveness: the consumer loop goes round",
     responses={UNAVAILABLE: {"model": Liveness, "description": "The consumer loop is stuck."}},
 )
-async def liveness(drainer: DrainerDep) -> JSONResponse:
+async def liveness(drainer: DrainerDep) -> SafeJSONResponse:
     """200 while some partition worker went round recently (``loop_age_s`` < ``stale_after_s``)."""
     window_s = liveness_window_s(drainer.settings)
     age_s = _loop_age_s(drainer)
@@ -60,7 +62,9 @@ async def liveness(drainer: DrainerDep) -> JSONResponse:
         stale_after_s=window_s,
         stopping=drainer.stopping,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else UNAVAILABLE)
+    return SafeJSONResponse(
+        body.model_dump(), status_code=200 if body.status == "ok" else UNAVAILABLE
+    )
 
 
 async def _tenant_readiness(drainer: Drainer, store: Store, window_s: float) -> TenantReadiness:
@@ -92,7 +96,7 @@ async def _tenant_readiness(drainer: Drainer, store: Store, window_s: float) -> 
     summary="Readiness: Redis and the database answer, the loop is reading",
     responses={UNAVAILABLE: {"model": Readiness, "description": "Some tenant is not ready."}},
 )
-async def readiness(drainer: DrainerDep) -> JSONResponse:
+async def readiness(drainer: DrainerDep) -> SafeJSONResponse:
     """200 when, for every tenant, Redis and the database answer now and the loop runs."""
     window_s = liveness_window_s(drainer.settings)
     tenants = await asyncio.gather(
@@ -100,7 +104,7 @@ async def readiness(drainer: DrainerDep) -> JSONResponse:
     )
     ready = all(t.ready for t in tenants) and not drainer.stopping
     body = Readiness(ready=ready, stopping=drainer.stopping, tenants=list(tenants))
-    return JSONResponse(body.model_dump(), status_code=200 if ready else UNAVAILABLE)
+    return SafeJSONResponse(body.model_dump(), status_code=200 if ready else UNAVAILABLE)
 
 
 async def _tenant_deep(drainer: Drainer, store: Store) -> TenantDeepHealth:
@@ -126,11 +130,14 @@ async def _tenant_deep(drainer: Drainer, store: Store) -> TenantDeepHealth:
         **ERROR_RESPONSES,
     },
 )
-async def deep_health(drainer: DrainerDep) -> JSONResponse:
-    """Per tenant: a probe stream entry and a probe watermark row, written and read back."""
+async def deep_health(drainer: DrainerDep, _reader: Reader) -> SafeJSONResponse:
+    """Per tenant: a probe stream entry and a probe watermark row, written and read back.
+
+    It writes, so unlike the probes it needs the operator (or admin) token.
+    """
     tenants = await asyncio.gather(
         *(_tenant_deep(drainer, store) for store in drainer.stores.values())
     )
     healthy = all(t.healthy for t in tenants)
     body = DeepHealth(healthy=healthy, tenants=list(tenants))
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else UNAVAILABLE)
+    return SafeJSONResponse(body.model_dump(), status_code=200 if healthy else UNAVAILABLE)

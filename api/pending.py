@@ -2,7 +2,8 @@
 
 ``GET /pending`` is also the autoscaling endpoint: ``total`` is the backlog over
 every partition and tenant (entries are deleted once applied, so it is the sum
-of the streams' lengths).
+of the streams' lengths). It shows counts only and stays open; the entries
+themselves (payment data) need the operator or admin token.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from api.auth import Reader, audit
 from api.deps import DrainerDep, check_entry_id, store_for_stream, store_for_tenant
 from api.errors import ERROR_RESPONSES
 from api.schemas import (
     ConsumerPending,
+    Contents,
     PartitionPending,
     PendingEntries,
     PendingEntry,
@@ -100,6 +103,7 @@ async def pending_summary(
 )
 async def pending_entries(
     drainer: DrainerDep,
+    operator: Reader,
     stream: StreamPath,
     consumer: Annotated[
         str | None, Query(description="Only entries pending on this consumer.", max_length=200)
@@ -113,8 +117,18 @@ async def pending_entries(
         Query(description="Cursor: the `next_after` of the previous page.", max_length=64),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    contents: Annotated[
+        Contents,
+        Query(
+            description="redacted: leave out everything taken from the entries' values "
+            "(fields, operation.key, decode_error); full: show them (audited on drainer.audit)."
+        ),
+    ] = Contents.REDACTED,
 ) -> PendingEntries:
-    """Oldest first: id, consumer, idle time, deliveries and the decoded operation."""
+    """Oldest first: id, consumer, idle time, deliveries and the decoded operation.
+
+    Redacted unless ``contents=full``.
+    """
     store, partition = store_for_stream(drainer, stream)
     if after is not None:
         check_entry_id(after, "cursor after")
@@ -130,7 +144,7 @@ async def pending_entries(
         after=after,
         limit=limit,
     )
-    return PendingEntries(
+    page = PendingEntries(
         tenant=store.id,
         stream=stream,
         partition=partition,
@@ -141,9 +155,19 @@ async def pending_entries(
                 idle_ms=e.idle_ms,
                 deliveries=e.deliveries,
                 age_ms=e.age_ms,
-                **entry_view_fields(e.view),
+                **entry_view_fields(e.view, contents),
             )
             for e in items
         ],
         next_after=cursor,
     )
+    if contents is Contents.FULL:
+        audit(
+            operator,
+            "read",
+            f"pending entries of {stream}",
+            f"{len(items)} shown in full",
+            tenant=store.id,
+            entries=[e.entry_id for e in items],
+        )
+    return page

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.escaping import escape_strings
 
 #: Stream entry ids as Redis writes them: ``<milliseconds>-<sequence>``.
-ENTRY_ID_PATTERN = r"^\d+-\d+$"
+ENTRY_ID_PATTERN = r"^[0-9]+-[0-9]+$"
 ENTRY_ID_EXAMPLE = "1767261600000-0"
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _escape_bytes(cls, value: Any) -> Any:
+        # entries hold what producers wrote: a byte that is not UTF-8 is shown as \xNN
+        # (app.escaping); left as it is, pydantic's JSON mode would mangle or refuse it
+        return escape_strings(value)
+
+
+class Contents(StrEnum):
+    """How much of an entry's contents a reading endpoint shows."""
+
+    #: Everything taken from the entry's values is left out (see :class:`EntryView`).
+    REDACTED = "redacted"
+    #: The raw fields, the row key and the error messages too.
+    FULL = "full"
 
 
 class ErrorResponse(_Body):
@@ -140,11 +159,18 @@ class OperationView(_Body):
     op: str = Field(description="insert, update or delete.")
     tag: str = Field(description="The table tag as written by the producer.")
     table: str | None = Field(description="The mapped table; null when the tag is unknown.")
-    key: dict[str, Any] | None = Field(description="The row key, as written (uncoerced).")
+    key: dict[str, Any] | None = Field(
+        description="The row key, as written (uncoerced); null when redacted."
+    )
 
 
 class EntryView(_Body):
-    """An entry's decoded fields."""
+    """An entry's decoded fields.
+
+    Bytes that are not UTF-8 are shown as ``\\xNN``. Redacted (``contents=redacted``,
+    the default of listings): ``fields``, ``operation.key`` and ``decode_error`` (and a
+    dead letter's ``error``) are null, since they can hold or quote the row's values.
+    """
 
     global_id: str | None = None
     request_id: str | None = None
@@ -152,9 +178,14 @@ class EntryView(_Body):
     traceparent: str | None = None
     operation: OperationView | None = None
     decode_error: str | None = Field(
-        None, description="Why the entry cannot apply as it is, if it cannot."
+        None, description="Why the entry cannot apply as it is, if it cannot; null when redacted."
     )
-    fields: dict[str, str] | None = Field(None, description="The raw stream fields.")
+    fields: dict[str, str] | None = Field(
+        None, description="The raw stream fields; null when redacted."
+    )
+    redacted: bool = Field(
+        False, description="True when the entry's values were left out (contents=redacted)."
+    )
 
 
 class PendingEntry(EntryView):
@@ -219,9 +250,16 @@ class DeadLetterOut(EntryView):
     source_stream: str
     source_id: str
     error_class: str
-    error: str = Field(description="Why it was dead-lettered.")
+    error: str | None = Field(
+        description="Why it was dead-lettered; null when redacted (it can quote a value)."
+    )
     attempts: int
     dead_lettered_at: datetime
+    warning: str | None = Field(
+        None,
+        description="What to know before requeueing it (stream_went_back: most likely applied "
+        "already, requeue needs force).",
+    )
 
 
 class DeadLetterPage(_Body):
@@ -252,6 +290,11 @@ class RequeueFilter(_Body):
     until: datetime | None = None
     all: bool = Field(False, description="Required (true) when no other filter is given.")
     limit: int = Field(1000, ge=1, le=10_000, description="Most dead letters to requeue.")
+    force: bool = Field(
+        False,
+        description="Also requeue stream_went_back dead letters (most likely applied already: "
+        "requeueing applies them again). Without it, matching any is a 409.",
+    )
 
 
 class RequeueBatch(_Body):
@@ -282,17 +325,21 @@ class TraceId(_Body):
     traceparent: str = Field(description="A W3C traceparent that joins that trace.")
 
 
-def entry_view_fields(view: Any) -> dict[str, Any]:
+def entry_view_fields(view: Any, contents: Contents) -> dict[str, Any]:
     """The :class:`EntryView` fields of a :class:`consumers.inspect.EntryView`."""
     op = view.operation
+    full = contents is Contents.FULL
     return {
         "global_id": view.global_id,
         "request_id": view.request_id,
         "pushed_at": view.pushed_at,
         "traceparent": view.traceparent,
         "operation": (
-            OperationView(op=op.op, tag=op.tag, table=op.table, key=op.key) if op else None
+            OperationView(op=op.op, tag=op.tag, table=op.table, key=op.key if full else None)
+            if op
+            else None
         ),
-        "decode_error": view.error,
-        "fields": view.fields,
+        "decode_error": view.error if full else None,
+        "fields": view.fields if full else None,
+        "redacted": not full,
     }

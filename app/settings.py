@@ -56,9 +56,12 @@ __all__ = [
     "DEFAULT_CONSUMER_GROUP",
     "DEFAULT_DB_CONNECTION_TIMEOUT_S",
     "DEFAULT_DB_HOST",
+    "DEFAULT_DB_IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS",
+    "DEFAULT_DB_LOCK_TIMEOUT_MS",
     "DEFAULT_DB_NAME",
     "DEFAULT_DB_POOL_SIZE",
     "DEFAULT_DB_PORT",
+    "DEFAULT_DB_STATEMENT_TIMEOUT_MS",
     "DEFAULT_DB_USERNAME",
     "DEFAULT_IDLE_POLL_MAX_MS",
     "DEFAULT_LOG_FORMAT",
@@ -139,6 +142,16 @@ DEFAULT_DB_USERNAME = "postgres"
 DEFAULT_DB_NAME = "postgres"
 DEFAULT_DB_POOL_SIZE = 10
 DEFAULT_DB_CONNECTION_TIMEOUT_S = 10.0
+# Session timeouts PostgreSQL enforces on every drainer connection, so that a frozen
+# replica's open transaction ends and its locks are released (docs/operations.md).
+DEFAULT_DB_STATEMENT_TIMEOUT_MS = 30_000
+DEFAULT_DB_LOCK_TIMEOUT_MS = 10_000
+DEFAULT_DB_IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS = 30_000
+#: Shortest statement / idle-in-transaction timeout accepted: below it a loaded event
+#: loop's pauses between a batch's statements would end healthy transactions.
+MIN_DB_SESSION_TIMEOUT_MS = 1000
+#: PostgreSQL's largest timeout value (INT_MAX milliseconds).
+MAX_DB_TIMEOUT_MS = 2_147_483_647
 
 # [redis]
 DEFAULT_REDIS_HOST = "127.0.0.1"
@@ -167,7 +180,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POSTGRES_MAX_IDENTIFIER_LENGTH = 63
 _DOTTED_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _DIALECT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
-_SECRET_KEYS = frozenset({"password", "admin_token", "url"})
+_SECRET_KEYS = frozenset({"password", "admin_token", "operator_token", "url"})
+#: An API bearer token: visible ASCII, no spaces.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 _MAX_SHOWN_INPUT_CHARS = 80
 
 
@@ -445,6 +460,25 @@ class DatabaseSettings(_Section):
         None,
         description="postgres://, postgresql:// or postgresql+asyncpg:// URL; wins over parts.",
     )
+    statement_timeout_ms: int = Field(
+        DEFAULT_DB_STATEMENT_TIMEOUT_MS,
+        ge=MIN_DB_SESSION_TIMEOUT_MS,
+        le=MAX_DB_TIMEOUT_MS,
+        description="PostgreSQL cancels a drainer statement running longer (statement_timeout).",
+    )
+    lock_timeout_ms: int = Field(
+        DEFAULT_DB_LOCK_TIMEOUT_MS,
+        ge=1,
+        le=MAX_DB_TIMEOUT_MS,
+        description="PostgreSQL cancels a drainer statement waiting longer for a lock.",
+    )
+    idle_in_transaction_session_timeout_ms: int = Field(
+        DEFAULT_DB_IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS,
+        ge=MIN_DB_SESSION_TIMEOUT_MS,
+        le=MAX_DB_TIMEOUT_MS,
+        description="PostgreSQL ends a drainer session idle this long inside a transaction "
+        "(a frozen replica's), releasing its locks.",
+    )
 
     @field_validator("url", mode="before")
     @classmethod
@@ -578,14 +612,38 @@ class ServerSettings(_Section):
     admin_token: SecretStr | None = Field(
         None,
         description="Bearer token for the API endpoints that change state (replay, requeue, "
-        "discard); unset: those are allowed only when host is a loopback address.",
+        "discard); it also grants everything operator_token does. Unset: changes are "
+        "allowed only when host is a loopback address.",
+    )
+    operator_token: SecretStr | None = Field(
+        None,
+        description="Read-only bearer token for the endpoints that show entry contents "
+        "(dead letters, pending entries) and for /health/deep. With neither token set those "
+        "are allowed only when host is a loopback address.",
     )
     enabled: bool = True
 
-    @field_validator("admin_token", mode="before")
+    @field_validator("admin_token", "operator_token", mode="before")
     @classmethod
     def _blank_token_is_unset(cls, value: Any) -> Any:
         return _empty_to_none(value)
+
+    @field_validator("admin_token", "operator_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # sent as "Authorization: Bearer <token>": anything else could never match
+        if value is not None and not _TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "must be printable ASCII without spaces (it is sent in an HTTP header)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_tokens_differ(self) -> ServerSettings:
+        admin, operator = self.admin_token, self.operator_token
+        if admin and operator and admin.get_secret_value() == operator.get_secret_value():
+            _raise_if([("operator_token", "must differ from server.admin_token")])
+        return self
 
 
 class TenantSettings(_Section):

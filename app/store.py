@@ -13,7 +13,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.settings import RedisSettings, Settings, TenantConfig
+from app.settings import DatabaseSettings, RedisSettings, Settings, TenantConfig
 from consumers.dead_letter import DeadLetterStream
 from consumers.group import RedisClient
 from consumers.partition import Tenant
@@ -23,7 +23,7 @@ from db.dialects import Dialect, dialect_from_config
 from db.executor import Executor, Outcome, execute_one
 from db.fence import create_watermark_table
 from db.models import ModelRegistry
-from db.operations import Operation
+from db.operations import Operation, json_default
 
 log = logging.getLogger("drainer.store")
 
@@ -31,10 +31,13 @@ REDIS_SOCKET_TIMEOUT_S = 10.0
 REDIS_CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 5.0
 DEFAULT_PORT = 6379
+#: ``application_name`` of the drainer's database sessions (``pg_stat_activity``).
+APPLICATION_NAME = "drainer"
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    # json_default writes an exactly read number (a Decimal) as its own digits
+    return orjson.dumps(value, default=json_default).decode()
 
 
 def make_redis(settings: RedisSettings) -> RedisClient:
@@ -72,8 +75,27 @@ def make_redis(settings: RedisSettings) -> RedisClient:
     return Redis.from_pool(pool)
 
 
+def session_settings(db: DatabaseSettings, schema: str) -> dict[str, str]:
+    """The PostgreSQL settings every drainer connection starts with.
+
+    The timeouts make PostgreSQL itself end what a frozen or partitioned replica left
+    open: its statement, its wait for a lock, its idle transaction (and so its locks,
+    among them partition watermark rows another replica needs).
+    """
+    return {
+        "search_path": schema,
+        "application_name": APPLICATION_NAME,
+        "statement_timeout": f"{db.statement_timeout_ms}ms",
+        "lock_timeout": f"{db.lock_timeout_ms}ms",
+        "idle_in_transaction_session_timeout": f"{db.idle_in_transaction_session_timeout_ms}ms",
+    }
+
+
 def make_engine(settings: Settings, schema: str) -> AsyncEngine:
-    """An asyncpg engine whose connections resolve names in the tenant's schema."""
+    """An asyncpg engine whose connections resolve names in the tenant's schema.
+
+    Each connection carries :func:`session_settings` (asyncpg ``server_settings``).
+    """
     db = settings.master_database
     return create_async_engine(
         db.sqlalchemy_url(),
@@ -88,7 +110,7 @@ def make_engine(settings: Settings, schema: str) -> AsyncEngine:
         json_deserializer=orjson.loads,
         connect_args={
             "timeout": db.connection_timeout,
-            "server_settings": {"search_path": schema, "application_name": "drainer"},
+            "server_settings": session_settings(db, schema),
         },
     )
 

@@ -8,6 +8,7 @@ several drainers in one process keep separate numbers.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -19,6 +20,7 @@ import orjson
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 
+from app.escaping import escape_text, printable
 from app.metrics import DrainerMetrics, HealthSource, PendingMonitor
 from app.tracing import BatchTracer, make_span_recorder
 from consumers.group import ReadMode, ReadResult
@@ -56,8 +58,28 @@ def _extras(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
             yield key, value
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; a format that does not fit its arguments is shown, not raised."""
+    try:
+        return record.getMessage()
+    except Exception as exc:  # logging would print "--- Logging error ---" and drop the line
+        return f"{record.msg!r} with arguments {record.args!r} (cannot format: {exc})"
+
+
+def _shown(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with any ``extra=`` fields (global_id, request_id, ...)."""
+    """One JSON object per line, with any ``extra=`` fields (global_id, request_id, ...).
+
+    A line is never dropped: text that is not UTF-8 (bytes read from Redis, see
+    :mod:`app.escaping`) is written as ``\\xNN``, anything else orjson refuses
+    (a non-string key, an integer beyond 64 bits) goes through the stdlib encoder.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -65,27 +87,38 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         doc.update(_extras(record))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        try:
+            return orjson.dumps(doc, default=_shown).decode()
+        except TypeError:  # orjson.JSONEncodeError: the rare line, off the fast path
+            return json.dumps(printable(doc), ensure_ascii=False, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):
-    """Readable lines; ``extra=`` fields are appended as ``key=value``."""
+    """Readable lines; ``extra=`` fields are appended as ``key=value``.
+
+    Text that is not UTF-8 is written as ``\\xNN`` (see :mod:`app.escaping`).
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = " ".join(f"{k}={v}" for k, v in _extras(record) if v is not None)
-        if not extras:
-            return line
-        head, sep, tail = line.partition("\n")  # keep a traceback below the fields
-        return f"{head} [{extras}]{sep}{tail}"
+        try:
+            line = super().format(record)
+        except Exception:  # the message does not fit its arguments: show both instead
+            line = super().format(
+                logging.makeLogRecord({**vars(record), "msg": _message(record), "args": None})
+            )
+        extras = " ".join(f"{k}={_shown(v)}" for k, v in _extras(record) if v is not None)
+        if extras:
+            head, sep, tail = line.partition("\n")  # keep a traceback below the fields
+            line = f"{head} [{extras}]{sep}{tail}"
+        return escape_text(line)
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:

@@ -20,6 +20,10 @@ META_FIELDS = (
     "dl_attempts",
     "dl_at",
 )
+#: Largest attempt count read as written (a delivery counter never gets near it).
+MAX_COUNT = 2**63 - 1
+#: Latest dead-letter time read as written (9999-12-31T23:59:59Z, what a datetime holds).
+MAX_UNIX_S = 253_402_300_799
 
 # KEYS[1] source stream, KEYS[2] dead-letter stream; ARGV dead-letter id, then the
 # original fields as name, value pairs. Both keys are written in one step, so a
@@ -48,17 +52,39 @@ class DeadLetter:
 
     @classmethod
     def from_stream(cls, entry_id: str, raw: dict[str, str]) -> DeadLetter:
-        """Decode a dead-letter stream entry."""
+        """Decode a dead-letter stream entry; never raises.
+
+        The drainer writes the ``dl_*`` fields, but anyone with access to Redis can
+        append to the stream: a count or time that does not parse reads as 0, so one
+        damaged record cannot make every page that holds it fail.
+        """
         return cls(
             id=entry_id,
             source_stream=raw.get("dl_source_stream", ""),
             source_id=raw.get("dl_source_id", ""),
             error_class=raw.get("dl_error_class", ""),
             error=raw.get("dl_error", ""),
-            attempts=int(raw.get("dl_attempts", "0") or 0),
-            dead_lettered_at=float(raw.get("dl_at", "0") or 0),
+            attempts=_count(raw.get("dl_attempts")),
+            dead_lettered_at=_unix_s(raw.get("dl_at")),
             fields={k: v for k, v in raw.items() if k not in META_FIELDS},
         )
+
+
+def _count(text: str | None) -> int:
+    try:
+        value = int(text or 0)
+    except ValueError:
+        return 0
+    return value if 0 <= value <= MAX_COUNT else 0
+
+
+def _unix_s(text: str | None) -> float:
+    try:
+        value = float(text or 0)
+    except ValueError:
+        return 0.0
+    # a datetime cannot hold NaN, infinity or dates beyond year 9999
+    return value if 0 <= value <= MAX_UNIX_S else 0.0
 
 
 @dataclass(slots=True)

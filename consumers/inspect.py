@@ -6,6 +6,7 @@ entries the way the partition workers do, but changes nothing.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ DEAD_LETTER_SCAN_MAX = 10_000
 #: Largest value of either half of a stream entry id (unsigned 64-bit).
 MAX_ID_PART = 2**64 - 1
 
-_ENTRY_ID = re.compile(r"\d+-\d+")
+#: ASCII digits only: ``\d`` would also take other scripts' digits, which Redis refuses.
+_ENTRY_ID = re.compile(r"[0-9]+-[0-9]+")
 
 
 def valid_entry_id(entry_id: str) -> bool:
@@ -240,11 +242,15 @@ def view_entry(fields: dict[str, str] | None, registry: ModelRegistry) -> EntryV
     )
     try:
         envelope = decode_entry(fields)
+        view.operation = describe_operation(envelope.operation, registry)
     except DrainerDbError as exc:
         view.error = str(exc)
         return view
-    view.pushed_at = envelope.pushed_at
-    view.operation = describe_operation(envelope.operation, registry)
+    except Exception as exc:  # a view is for display: one odd entry must not fail a page
+        view.error = f"cannot decode the entry: {exc!r}"
+        return view
+    # JSON has no NaN or infinity: such a time is shown as unknown
+    view.pushed_at = envelope.pushed_at if math.isfinite(envelope.pushed_at) else None
     if view.operation.table is None:
         view.error = f"unknown table {envelope.operation.tag!r}"
     return view

@@ -25,7 +25,13 @@ from consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, StreamG
 from consumers.health import TenantHealth
 from consumers.observe import DrainObserver, ErrorClass
 from consumers.streams import StreamLayout
-from db.errors import InternalError, MalformedOperation, PermanentError, TransientError
+from db.errors import (
+    InternalError,
+    MalformedOperation,
+    PartitionBusy,
+    PermanentError,
+    TransientError,
+)
 from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome
 
 log = logging.getLogger("drainer.consumer")
@@ -233,7 +239,7 @@ class PartitionWorker:
         health = self.tenant.health
         if where == "redis":
             health.redis_ok = False
-        else:
+        elif not isinstance(exc, PartitionBusy):  # a lock held elsewhere: the database is up
             health.db_ok = False
         health.last_error = f"{where}: {exc}"
         health.counters[f"errors_{where}"] += 1

@@ -43,16 +43,24 @@ class StreamLayout:
         return [self.stream_key(n) for n in range(self.num_partitions)]
 
     def partition_of_stream(self, stream: str) -> int | None:
-        """The partition number of one of this tenant's stream keys, else None."""
+        """The partition number of one of this tenant's stream keys, else None.
+
+        Only the exact key :meth:`stream_key` writes counts: ASCII digits without
+        leading zeros. ``str.isdigit`` and ``int`` also take other scripts' digits
+        (``{shard_٣}`` would be read as 3, ``{shard_²}`` fails in ``int``), and
+        ``{shard_03}`` is another Redis key than partition 3's.
+        """
         head = prefixed(self.prefix, "{shard_")
         tail = f"}}_{self.stream_name}"
         if not (stream.startswith(head) and stream.endswith(tail)):
             return None
         number = stream[len(head) : len(stream) - len(tail)]
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             return None
         partition = int(number)
-        return partition if partition < self.num_partitions else None
+        if partition >= self.num_partitions or str(partition) != number:
+            return None
+        return partition
 
     @property
     def dead_letter_key(self) -> str:

@@ -109,3 +109,20 @@ class TransientError(DrainerDbError):
     """The database could not be used right now; retry the whole batch later."""
 
     error_class = "transient"
+
+
+class PartitionBusy(TransientError):
+    """Another transaction holds the partition's watermark row: back off this partition.
+
+    A replica still applying the partition, or a frozen one whose transaction
+    PostgreSQL has not ended yet; the entries stay pending and are retried later.
+    """
+
+    error_class = "partition_busy"
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        super().__init__(
+            f"partition {stream}: its watermark row is locked by another transaction "
+            "(a replica still applying it, or a frozen one); backing off this partition"
+        )

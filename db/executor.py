@@ -32,11 +32,12 @@ from db.errors import (
     DrainerDbError,
     InternalError,
     NoRowMatched,
+    PartitionBusy,
     PermanentError,
     StreamWentBack,
     TransientError,
 )
-from db.fence import Position, advance_watermark_on, lock_watermark
+from db.fence import LOCK_NOT_AVAILABLE, Position, advance_watermark_on, lock_watermark
 from db.models import ModelRegistry, TableModel
 from db.operations import Operation, OpKind
 
@@ -196,7 +197,7 @@ class Executor:
                 return await self._run(stream, entries, prepared, hooks, careful=False)
             except _Refused:
                 return await self._run(stream, entries, prepared, hooks, careful=True)
-            except (DBAPIError, OSError, TimeoutError):
+            except (DBAPIError, OSError, TimeoutError, TransientError):
                 raise
             except Exception:
                 # unexpected, and the fast path cannot say which entry raised it: the
@@ -220,7 +221,13 @@ class Executor:
         result = BatchResult()
         handled = result.handled
         async with self.sessions() as session, session.begin():
-            watermark = await lock_watermark(session, stream)
+            try:
+                watermark = await lock_watermark(session, stream)
+            except DBAPIError as exc:
+                if sqlstate_of(exc) == LOCK_NOT_AVAILABLE:
+                    # held by another transaction: back off this partition only
+                    raise PartitionBusy(stream) from exc
+                raise
             result.watermark = watermark
             went_back: list[BatchEntry] = []
             i, n = 0, len(entries)

@@ -25,7 +25,18 @@ _CREATE = text(
 _ENSURE_ROW = text(
     f"INSERT INTO {WATERMARK_TABLE} (stream) VALUES (:stream) ON CONFLICT (stream) DO NOTHING"
 )
-_LOCK = text(f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = :stream FOR UPDATE")
+# NOWAIT: a row held by another transaction fails at once (LOCK_NOT_AVAILABLE) instead
+# of holding a worker slot while a frozen replica keeps its transaction (docs/design.md).
+_LOCK = text(
+    f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = :stream FOR UPDATE NOWAIT"
+)
+#: SQLSTATE of a NOWAIT lock refused, or of a wait longer than ``lock_timeout``.
+LOCK_NOT_AVAILABLE = "55P03"
+# A partition's first row, inserted by another transaction not yet committed, makes the
+# INSERT wait for that transaction (NOWAIT does not exist for it): 1 ms of lock_timeout
+# (0 would mean no limit) for that statement only, then the session's own value again.
+_NO_WAIT = text("SET LOCAL lock_timeout = 1")
+_SESSION_WAIT = text("SET LOCAL lock_timeout TO DEFAULT")
 _ADVANCE = text(
     f"UPDATE {WATERMARK_TABLE} SET last_ms = :ms, last_seq = :seq, updated_at = now() "
     "WHERE stream = :stream"
@@ -50,10 +61,17 @@ async def create_watermark_table(conn: AsyncConnection) -> None:
 
 
 async def lock_watermark(session: AsyncSession, stream: str) -> Position:
-    """Lock the partition's watermark row for this transaction and return it."""
+    """Lock the partition's watermark row for this transaction and return it.
+
+    Never waits for a row another transaction holds or is creating: the statement
+    fails with SQLSTATE :data:`LOCK_NOT_AVAILABLE` (the caller backs off the partition).
+    """
     row = (await session.execute(_LOCK, {"stream": stream})).first()
     if row is None:
+        # once per partition, ever: the extra round trips do not matter
+        await session.execute(_NO_WAIT)
         await session.execute(_ENSURE_ROW, {"stream": stream})
+        await session.execute(_SESSION_WAIT)
         row = (await session.execute(_LOCK, {"stream": stream})).first()
     assert row is not None  # the row was just ensured inside this transaction
     return int(row[0]), int(row[1])

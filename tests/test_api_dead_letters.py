@@ -56,9 +56,10 @@ async def test_requeue_a_dead_letter_after_creating_the_missing_row(
                 return await _count(client) == 1
 
             await wait_until(dead_lettered, timeout_s=20)
-            [letter] = (await client.get("/dead-letters", params={"error_class": "no_row"})).json()[
-                "items"
-            ]
+            listed = await client.get(
+                "/dead-letters", params={"error_class": "no_row", "contents": "full"}
+            )
+            [letter] = listed.json()["items"]
             assert letter["source_stream"] == sent.stream and letter["source_id"] == sent.entry_id
             assert letter["attempts"] == 2 and "no row matches" in letter["error"]
             assert letter["global_id"] == "pay_1" and letter["request_id"] == "req-1"
@@ -181,7 +182,9 @@ async def test_filter_page_requeue_by_filter_and_discard(
             assert await _count(client, tenant="a") == 1 and await _count(client, tenant="b") == 2
 
             [odd] = (
-                await client.get("/dead-letters", params={"error_class": "unknown_column"})
+                await client.get(
+                    "/dead-letters", params={"error_class": "unknown_column", "contents": "full"}
+                )
             ).json()["items"]
             gone = await client.delete(f"/dead-letters/{odd['id']}", params={"tenant": "a"})
             assert gone.status_code == 200 and gone.json() == {

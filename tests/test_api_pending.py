@@ -96,7 +96,9 @@ async def test_inspect_and_replay_entries_of_a_consumer_killed_mid_batch(
         assert part["oldest_pending_id"] == ids[0] and part["max_deliveries"] == 1
         assert part["oldest_pending_idle_ms"] >= 0 and part["oldest_pending_age_ms"] >= 0
 
-        page = (await client.get(f"/pending/{_url(stream)}/entries")).json()
+        page = (
+            await client.get(f"/pending/{_url(stream)}/entries", params={"contents": "full"})
+        ).json()
         assert [e["id"] for e in page["items"]] == ids and page["next_after"] is None
         first = page["items"][0]
         assert first["consumer"] == GHOST and first["deliveries"] == 1
@@ -133,7 +135,8 @@ async def test_inspect_and_replay_entries_of_a_consumer_killed_mid_batch(
         assert result["entries"][1]["global_id"] == KEY
         assert result["watermark"] == ids[1]
         assert await conn.fetchval("SELECT n FROM item WHERE id = 'i1'") == 2
-        [record] = [r for r in caplog.records if r.name == "drainer.audit"]
+        [read, record] = [r for r in caplog.records if r.name == "drainer.audit"]
+        assert read.action == "read" and read.entries == ids  # type: ignore[attr-defined]
         assert record.getMessage().startswith(f"replay {stream}/{ids[1]}: applied")
         assert record.entries == ids[:2] and record.global_id == KEY  # type: ignore[attr-defined]
         assert isinstance(record.detail_message, str)  # type: ignore[attr-defined]

@@ -101,12 +101,14 @@ async def test_readiness_follows_the_database_and_metrics_follow_the_drain(
 
         await wait_until(not_ready, timeout_s=30)
         assert (await client.get("/health")).status_code == 200  # alive: waiting, not stuck
-        deep = await client.get("/health/deep")
+        auth = {"Authorization": f"Bearer {TOKEN}"}  # the deep check writes: it needs a token
+        assert (await client.get("/health/deep")).status_code == 401
+        deep = await client.get("/health/deep", headers=auth)
         assert deep.status_code == 503 and not deep.json()["tenants"][0]["database"]["ok"]
 
         await proxy.restore()
         await wait_until(ready, timeout_s=30)
-        assert (await client.get("/health/deep")).status_code == 200
+        assert (await client.get("/health/deep", headers=auth)).status_code == 200
         code, out = await stop_process_async(proc)
         assert code == 0, out
     finally:

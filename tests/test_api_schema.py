@@ -1,8 +1,9 @@
 """Schemathesis against the app's own OpenAPI schema: no 5xx, no response off its schema.
 
 The drainer runs as a real process (its Redis and database clients live on its
-own event loop) with a pending entry held by a dead consumer and a dead letter,
-so listings return real items. Every operation is fuzzed with valid and, where
+own event loop) with pending entries held by a dead consumer and dead letters,
+one of each with bytes that are not UTF-8 in its fields, so listings return real
+items. Every operation is fuzzed with valid and, where
 it has inputs, invalid data, with the admin token so the changing endpoints run
 past authentication.
 """
@@ -38,6 +39,14 @@ from tests.support.drainer import (
 )
 
 TOKEN = "schema-test-token"
+#: An entry whose fields (and a field name) are not UTF-8.
+BAD_BYTES = {
+    b"request_id": b"req-\x80",
+    b"global_id": b"pay_\xfe\xff",
+    b"typed_sql": b'{"db_op":"insert","data":{"insertable":{"table":"item","data":{"id":"\xff"}}}}',
+    b"pushed_at": b"1767261600.5",
+    b"odd-\xff": b"\xc3\x28",
+}
 #: Examples per operation and generation mode: bounded so the run stays short.
 MAX_EXAMPLES = int(os.environ.get("DRAINER_SCHEMATHESIS_EXAMPLES", "15"))
 CHECKS = [
@@ -96,7 +105,9 @@ async def test_the_api_keeps_to_its_openapi_schema(
     held = layout.stream_for("held")
     await redis.xgroup_create(held, "drainer", id="0", mkstream=True)
     await producer.insert("item", {"id": "h", "n": 1}, partition_key="held")
-    await redis.xreadgroup("drainer", "ghost", {held: ">"}, count=1)
+    raw = aioredis.Redis.from_url(REDIS_URL)
+    await raw.xadd(held, BAD_BYTES)  # type: ignore[arg-type]
+    await raw.xreadgroup("drainer", "ghost", {held: ">"}, count=2)
     port = free_port()
     config = write_config(
         tmp_path / "s.toml",
@@ -109,6 +120,7 @@ async def test_the_api_keeps_to_its_openapi_schema(
     base_url = f"http://127.0.0.1:{port}"
     try:
         await producer.insert("item", {"id": "bad", "nope": 1}, partition_key="k")
+        await raw.xadd(layout.stream_for("k"), BAD_BYTES)  # type: ignore[arg-type]
         async with httpx.AsyncClient(base_url=base_url) as client:
 
             async def dead_letter_written() -> bool:
@@ -117,7 +129,7 @@ async def test_the_api_keeps_to_its_openapi_schema(
                     resp = await client.get("/pending")
                 except httpx.TransportError:
                     return False
-                return bool(resp.status_code == 200 and resp.json()["dead_letters"] == 1)
+                return bool(resp.status_code == 200 and resp.json()["dead_letters"] == 2)
 
             await wait_until(dead_letter_written, timeout_s=60)
         # Schemathesis is synchronous: run it off the loop
@@ -130,3 +142,4 @@ async def test_the_api_keeps_to_its_openapi_schema(
         if proc.poll() is None:
             await stop_process_async(proc)
         await redis.aclose()
+        await raw.aclose()
