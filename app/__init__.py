@@ -1,6 +1,6 @@
 """drainer's application layer: settings, stores, lifecycle, CLI and telemetry.
 
-The library API mirrors the seed's usage examples::
+The library API mirrors how Hyperswitch's Rust drainer is used::
 
     settings = load_settings("drainer.toml")
     stores = {t.id: await Store.create(settings, t) for t in settings.tenants()}

@@ -1,20 +1,20 @@
-"""The seed's drain algorithm, written plainly on asyncpg: the benchmark's baseline.
+"""Hyperswitch's Rust drainer's algorithm, written plainly on asyncpg: the benchmark's baseline.
 
 This is how Hyperswitch's Rust drainer works, transcribed without an ORM and
 without the drainer's batching, so that ``drainer bench`` can compare the two
 on the same data and servers:
 
 * every partition stream is worked by its own task, guarded by a ``SET NX``
-  lock key (the seed's "stream availability" flag);
+  lock key (Hyperswitch's Rust drainer's "stream availability" flag);
 * entries are read with ``XRANGE`` in batches of ``max_read_count``;
 * each entry is decoded and applied as one statement in autocommit, on a
   connection taken from a pool of five;
 * then the stream is trimmed up to the last entry read (``XTRIM MINID`` plus
-  ``XDEL`` of that last id, as the seed does) and the lock released.
+  ``XDEL`` of that last id, as Hyperswitch's Rust drainer does) and the lock released.
 
-A statement that fails is logged and the entry dropped, as the seed does; an
+A statement that fails is logged and the entry dropped, as Hyperswitch's Rust drainer does; an
 insert whose row exists counts as applied. There is no fence, no consumer
-group and no dead-letter stream: none of that is part of the seed's loop.
+group and no dead-letter stream: none of that is part of Hyperswitch's Rust drainer's loop.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from consumers.streams import StreamLayout, prefixed
 
 log = logging.getLogger("drainer.baseline")
 
-#: The seed's database pool size (Hyperswitch's drainer default ``pool_size = 5``).
+#: The database pool size (Hyperswitch's drainer default ``pool_size = 5``).
 POOL_SIZE = 5
-#: Entries read per ``XRANGE`` (the seed's ``max_read_count`` default).
+#: Entries read per ``XRANGE`` (Hyperswitch's Rust drainer's ``max_read_count`` default).
 MAX_READ_COUNT = 100
 #: How long a partition lock lives if its holder dies.
 LOCK_TTL_MS = 60_000
@@ -91,8 +91,8 @@ class BaselineStats:
     errors: list[str] = field(default_factory=list)
 
 
-class SeedDrainer:
-    """The seed's algorithm over one tenant's partition streams."""
+class PerEntryDrainer:
+    """Hyperswitch's Rust drainer's algorithm over one tenant's partition streams."""
 
     def __init__(
         self,
@@ -151,7 +151,7 @@ class SeedDrainer:
         return types, keys
 
     async def drain(self) -> BaselineStats:
-        """Work every partition until all are empty (the seed in burst mode)."""
+        """Work every partition until all are empty (the baseline in burst mode)."""
         async with asyncio.TaskGroup() as tasks:
             for partition in range(self.layout.num_partitions):
                 tasks.create_task(self._partition(self.layout.stream_key(partition)))

@@ -1,4 +1,4 @@
-"""``drainer bench``: the drainer against the seed's algorithm and COPY, in one run.
+"""``drainer bench``: the drainer against the per-entry baseline and COPY, in one run.
 
 Every contender works on the same servers and the same generated data:
 
@@ -7,7 +7,7 @@ Every contender works on the same servers and the same generated data:
   partitions. Its rate counts from the moment the child starts draining
   (its "draining N partitions" log line, after start-up and reflection)
   until it exits; its peak RSS comes from ``wait4``.
-* **baseline** is :mod:`app.baseline` (the seed's loop on plain asyncpg), run
+* **baseline** is :mod:`app.baseline` (Hyperswitch's Rust drainer's loop on plain asyncpg), run
   in this process on the same backlog.
 * **limit** loads the same rows with asyncpg ``COPY``: what the database takes
   at most on this machine.
@@ -45,7 +45,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from app.baseline import POOL_SIZE, SeedDrainer
+from app.baseline import POOL_SIZE, PerEntryDrainer
 from consumers.producer import Producer, insert_op, update_op
 from consumers.streams import StreamLayout
 from db.operations import Operation
@@ -789,7 +789,7 @@ class Bench:
         return DrainRun(backlog, child.drain_seconds, child.peak_rss_kb, child.cpu_seconds)
 
     async def run_baseline(self) -> DrainRun:
-        """The seed's algorithm on plain asyncpg, in this process."""
+        """Hyperswitch's Rust drainer's algorithm on plain asyncpg, in this process."""
         backlog = await self.backlog()
         pool = await asyncpg.create_pool(
             self.options.database_url,
@@ -798,8 +798,8 @@ class Bench:
             server_settings={"search_path": self.schema, "application_name": "drainer-baseline"},
         )
         try:
-            types, keys = await SeedDrainer.describe(pool, self.schema)
-            seed = SeedDrainer(
+            types, keys = await PerEntryDrainer.describe(pool, self.schema)
+            baseline = PerEntryDrainer(
                 self.raw_redis,
                 pool,
                 self.layout,
@@ -808,7 +808,7 @@ class Bench:
                 max_read_count=int(self.options.drainer_settings.get("max_read_count", 100)),
             )
             started = time.monotonic()
-            stats = await asyncio.wait_for(seed.drain(), DRAIN_TIMEOUT_S)
+            stats = await asyncio.wait_for(baseline.drain(), DRAIN_TIMEOUT_S)
             seconds = time.monotonic() - started
         finally:
             await pool.close()
@@ -1049,7 +1049,7 @@ def print_report(report: BenchReport, console: Any = None) -> None:
     table = Table(title=f"{cfg['partitions']} partitions, same servers, same data, one run")
     table.add_column("measure")
     table.add_column("drainer", justify="right")
-    table.add_column("baseline (seed)", justify="right")
+    table.add_column("baseline (per entry)", justify="right")
     table.add_column("limit (COPY)", justify="right")
     table.add_column("drainer/baseline", justify="right")
     table.add_column("drainer/limit", justify="right")

@@ -175,7 +175,7 @@ def bench(
     database_url: DatabaseUrlOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Benchmark the drainer against the seed's algorithm and COPY, on the same data."""
+    """Benchmark the drainer against the per-entry baseline and COPY, on the same data."""
     import json
     import logging
     import tempfile

@@ -237,7 +237,7 @@ class Drainer:
 async def start_drainer(
     stores: Mapping[str, Store], settings: Settings, *, burst: bool = False
 ) -> None:
-    """Run the drainer on already-open stores until stopped (the seed's ``start_drainer``)."""
+    """Run the drainer on open stores until stopped (like Hyperswitch's ``start_drainer``)."""
     drainer = Drainer(settings, stores, burst=burst)
     await drainer.run()
 

@@ -176,7 +176,7 @@ class Store:
         return cls(config, settings, redis, engine, registry)
 
     async def execute(self, operation: Operation) -> Outcome:
-        """Apply one operation now, in its own transaction (the seed's ``execute_query``)."""
+        """Apply one operation now, alone (like Hyperswitch's ``execute_query``)."""
         return await execute_one(self.executor, operation)
 
     async def close(self) -> None:

@@ -57,7 +57,7 @@ async def test_quick_bench_reports_every_measure(
     )
     for row in rows:
         assert row in proc.stdout, proc.stdout
-    for column in ("drainer", "baseline (seed)", "limit (COPY)"):
+    for column in ("drainer", "baseline (per entry)", "limit (COPY)"):
         assert column in proc.stdout
 
     # every contender drained the whole backlog at a positive rate

@@ -1,4 +1,4 @@
-"""The public Python API, used the way the seed document's examples use it."""
+"""The public Python API, used the way Hyperswitch's Rust drainer's API is used."""
 
 from __future__ import annotations
 
