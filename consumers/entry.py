@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from db.errors import MalformedOperation
@@ -34,9 +35,10 @@ def decode_entry(fields: dict[str, str]) -> Envelope:
     try:
         pushed_at = float(raw_pushed)
     except ValueError:
-        raise MalformedOperation(
-            f"pushed_at must be unix seconds, got {raw_pushed[:40]!r}"
-        ) from None
+        pushed_at = math.nan
+    # float() also reads "nan", "inf" and "1e999" (as infinity): no time at all
+    if not math.isfinite(pushed_at):
+        raise MalformedOperation(f"pushed_at must be unix seconds, got {raw_pushed[:40]!r}")
     return Envelope(
         request_id=request_id,
         global_id=global_id,

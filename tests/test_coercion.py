@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -82,6 +83,30 @@ ACCEPTED: list[tuple[TypeEngine[Any], Any, Any]] = [
     (pg.ARRAY(pg.INTEGER(), dimensions=2), [[1, "2"], [None, 3]], [[1, 2], [None, 3]]),
     (pg.ARRAY(pg.BYTEA()), [[1, 2]], [b"\x01\x02"]),
     (pg.INTERVAL(), "P1D", "P1D"),  # no rule for the type: passed through
+    # numbers read exactly (Decimal) and floats taken as their shortest form
+    (pg.INTEGER(), Decimal("42"), 42),
+    (pg.BIGINT(), Decimal("9007199254740993.0"), 9007199254740993),
+    (pg.BIGINT(), 1e18, 10**18),
+    (pg.NUMERIC(), 1e23, Decimal("1E+23")),  # not the float's 99999999999999991611392
+    (pg.NUMERIC(), 10**40, Decimal(10**40)),
+    (pg.NUMERIC(20, 4), Decimal("1234567890123456.1234"), Decimal("1234567890123456.1234")),
+    (pg.NUMERIC(12, 4), "1.23450", Decimal("1.23450")),  # trailing zeros round nothing
+    (pg.NUMERIC(6, 2), "-9999.99", Decimal("-9999.99")),
+    (pg.DOUBLE_PRECISION(), Decimal("0.1"), 0.1),
+    (pg.DOUBLE_PRECISION(), "1e308", 1e308),
+    (pg.REAL(), Decimal("1.5"), 1.5),
+    (pg.INET(), "10.0.0.1", ipaddress.ip_interface("10.0.0.1")),
+    (pg.INET(), "2001:db8::1/64", ipaddress.ip_interface("2001:db8::1/64")),
+    (pg.CIDR(), "10.0.0.0/8", ipaddress.ip_network("10.0.0.0/8")),
+    (pg.BIT(3), "101", "101"),
+    (pg.BIT(), "1", "1"),
+    (pg.BIT(3, varying=True), "", ""),
+    (pg.MONEY(), Decimal("12.3"), "12.3"),
+    (pg.MONEY(), 5, "5"),
+    (pg.MONEY(), "1e3", "1000"),
+    (pg.OID(), 4294967295, 4294967295),
+    (pg.ARRAY(pg.NUMERIC(6, 2)), ["1.5", 2], [Decimal("1.5"), Decimal(2)]),
+    (pg.ARRAY(pg.INET()), ["::1"], [ipaddress.ip_interface("::1")]),
 ]
 
 
@@ -140,7 +165,7 @@ REJECTED: list[tuple[TypeEngine[Any], Any, str]] = [
     (pg.INTEGER(), "abc", "expected an integer, got 'abc'"),
     (pg.NUMERIC(), "abc", "expected a number or numeric string, got 'abc'"),
     (pg.NUMERIC(), "NaN", "expected a number or numeric string"),
-    (pg.NUMERIC(), False, "expected a number, got False"),
+    (pg.NUMERIC(), False, "expected a number or numeric string, got False"),
     (pg.NUMERIC(), [1], "expected a number or numeric string"),
     (pg.REAL(), "x", "expected a number or numeric string, got 'x'"),
     (pg.DOUBLE_PRECISION(), False, "expected a number or numeric string, got False"),
@@ -151,6 +176,50 @@ REJECTED: list[tuple[TypeEngine[Any], Any, str]] = [
     (pg.ARRAY(pg.TEXT()), "a", "expected an array, got 'a'"),
     (pg.ARRAY(pg.TEXT()), ["a", 1], "element 1: expected a string, got 1"),
     (pg.ARRAY(MOOD), ["ok", "bad"], "element 1: 'bad' is not a value of enum mood"),
+    # nothing rounded, cut, or turned into something else
+    (pg.INTEGER(), Decimal("1.5"), "expected an integer, got 1.5"),
+    (pg.BIGINT(), Decimal("9007199254740993.5"), "expected an integer, got 9007199254740993.5"),
+    (pg.BIGINT(), Decimal("1E+999999999"), "out of range for bigint: 1E+999999999"),
+    (pg.INTEGER(), float("inf"), "expected an integer, got inf"),
+    (
+        pg.NUMERIC(12, 4),
+        Decimal("1.23456"),
+        "1.23456 has 5 digits after the decimal point; numeric(12,4) keeps 4, so it would be",
+    ),
+    (pg.NUMERIC(12, 4), 0.00001, "1e-05 has 5 digits after the decimal point"),
+    (
+        pg.NUMERIC(6, 2),
+        12345,
+        "out of range for numeric(6,2): 12345 has 5 digits before the decimal point, "
+        "the column keeps 4",
+    ),
+    (pg.NUMERIC(), "1e131072", "out of range for numeric: '1e131072' has 131073 digits"),
+    (pg.NUMERIC(), "1e-16384", "more than 16383 digits after the decimal point"),
+    (pg.NUMERIC(), float("nan"), "expected a number or numeric string, got nan"),
+    (pg.NUMERIC(), Decimal("NaN"), "expected a number or numeric string, got NaN"),
+    (pg.DOUBLE_PRECISION(), "1e999", "out of range for a floating-point column: '1e999'"),
+    (pg.DOUBLE_PRECISION(), Decimal("1E+999"), "out of range for a floating-point column"),
+    (pg.DOUBLE_PRECISION(), Decimal("1e-400"), "too small for a floating-point column"),
+    (pg.DOUBLE_PRECISION(), float("inf"), "expected a number or numeric string, got inf"),
+    (pg.REAL(), 1e39, "out of range for real: 1e+39"),
+    (pg.REAL(), 1e-50, "too small for real (would be 0): 1e-50"),
+    (pg.INET(), 5, "expected an IP address string (inet), got 5"),
+    (pg.INET(), True, "expected an IP address string (inet), got True"),
+    (pg.INET(), "10.0.0.256", "expected an IP address (inet), got '10.0.0.256'"),
+    (pg.INET(), "fe80::1%eth0", "an IPv6 zone index cannot be stored in inet"),
+    (pg.CIDR(), "10.0.0.1/8", "has host bits set"),
+    (pg.CIDR(), 5, "expected a network string (cidr), got 5"),
+    (pg.BIT(3), "1111", "expected exactly 3 bits (bit(3)), got 4"),
+    (pg.BIT(3), "1", "expected exactly 3 bits (bit(3)), got 1"),
+    (pg.BIT(3), "10a", "expected a string of 0s and 1s (bit(3)), got '10a'"),
+    (pg.BIT(3), 5, "expected a string of 0s and 1s (bit(3)), got 5"),
+    (pg.BIT(3, varying=True), "1111", "too long: 4 bits, the column allows 3 (bit varying(3))"),
+    (pg.MONEY(), "1.005", "'1.005' has 3 digits after the decimal point; money keeps 2"),
+    (pg.MONEY(), "$1.00", "expected a number or numeric string, got '$1.00'"),
+    (pg.MONEY(), 10**18, "out of range for money"),
+    (pg.OID(), 1.5, "expected an integer, got 1.5"),
+    (pg.OID(), -1, "out of range for oid: -1"),
+    (pg.OID(), True, "expected an integer, got True"),
 ]
 
 
