@@ -20,7 +20,7 @@ from db.errors import (
 from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome, execute_one
 from db.fence import WATERMARK_TABLE, read_watermarks
 from db.models import ModelRegistry, TableModel
-from db.operations import Operation, OpKind, parse_operation
+from db.operations import Operation, OpKind, json_default, parse_operation
 
 __all__ = [
     "WATERMARK_TABLE",
@@ -46,6 +46,7 @@ __all__ = [
     "UnknownColumn",
     "UnknownTable",
     "execute_one",
+    "json_default",
     "parse_operation",
     "read_watermarks",
 ]
