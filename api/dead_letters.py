@@ -30,6 +30,7 @@ from api.schemas import (
     DeadLetterOut,
     DeadLetterPage,
     Discarded,
+    Released,
     RequeueBatch,
     Requeued,
     RequeueFilter,
@@ -38,7 +39,8 @@ from api.schemas import (
 from app.lifecycle import Drainer
 from app.store import Store
 from consumers import inspect, replay
-from consumers.dead_letter import DeadLetter
+from consumers.dead_letter import DeadLetter, queued_of
+from db import parking
 from db.errors import StreamWentBack
 
 router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)
@@ -46,11 +48,16 @@ router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 CURSOR_SEPARATOR = ":"
+#: A cursor's start at a tenant's first dead letter.
+SCAN_START = "0-0"
 #: Dead letters read per step of a requeue by filter.
 REQUEUE_SCAN_PAGE = 100
 #: Ids a refused requeue by filter names as examples.
 SHOWN_IDS = 5
 WENT_BACK = StreamWentBack.error_class
+PARKED = parking.EntryParked.error_class
+#: Most partition entries a release looks through for the entity's queued entries.
+RELEASE_SCAN_MAX = 10_000
 WENT_BACK_WHY = (
     "most likely applied already: it was delivered for the first time with an id at or "
     "below the partition's applied watermark (the stream went back, e.g. Redis was restored "
@@ -181,22 +188,32 @@ async def list_dead_letters(
     if start_tenant not in ids:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the cursor is for another tenant")
     items: list[DeadLetterOut] = []
-    for store in stores[ids.index(start_tenant) :]:
+    # one budget for the whole request, over every tenant: a filter that matches little
+    # reads at most this many dead letters, then hands back a cursor
+    budget = drainer.settings.server.dead_letter_scan_max
+    scanned = 0
+    rest = stores[ids.index(start_tenant) :]
+    for n, store in enumerate(rest):
         page = await inspect.scan_dead_letters(
             store.dead_letters,
             store.registry,
             flt,
             start=start if store.id == start_tenant else None,
             limit=limit - len(items),
+            scan_max=budget - scanned,
         )
+        scanned += page.scanned
         items.extend(_out(store.id, letter, view, contents) for letter, view in page.items)
+        after: str | None = None
         if page.next_start is not None:
+            after = f"{store.id}{CURSOR_SEPARATOR}{page.next_start}"
+        elif scanned >= budget and n + 1 < len(rest):
+            after = f"{rest[n + 1].id}{CURSOR_SEPARATOR}{SCAN_START}"
+        if after is not None:
             _audit_read(operator, "dead letters", items, contents)
-            return DeadLetterPage(
-                items=items, next_cursor=f"{store.id}{CURSOR_SEPARATOR}{page.next_start}"
-            )
+            return DeadLetterPage(items=items, next_cursor=after, scanned=scanned)
     _audit_read(operator, "dead letters", items, contents)
-    return DeadLetterPage(items=items, next_cursor=None)
+    return DeadLetterPage(items=items, next_cursor=None, scanned=scanned)
 
 
 async def _find(
@@ -254,12 +271,20 @@ async def _requeue(
             f"dead letter {letter.id} is stream_went_back, {WENT_BACK_WHY}; its error: "
             f"{letter.error}. Refused: {WENT_BACK_RISK}. Instead, {WENT_BACK_INSTEAD}.",
         )
+    released: list[Released] = []
     try:
-        result = await replay.requeue(store.tenant, letter)
+        if _parks(store, letter):
+            new_id, released = await _release(store, letter, discard=False)
+        else:
+            new_id = (await replay.requeue(store.tenant, letter)).new_entry_id
     except replay.ReplayRefused as exc:
         audit(operator, "requeue", target, f"refused: {exc}", tenant=store.id, **keys)
         raise
-    if result.new_entry_id is None:
+    except HTTPException as exc:
+        audit(operator, "requeue", target, f"refused: {exc.detail}", tenant=store.id, **keys)
+        raise
+    stream = letter.source_stream
+    if new_id is None:
         audit(operator, "requeue", target, "gone (requeued or discarded meanwhile)", **keys)
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -270,16 +295,112 @@ async def _requeue(
         operator,
         "requeue",
         target,
-        f"appended to {result.stream} as {result.new_entry_id}",
+        f"appended to {stream} as {new_id}"
+        + (f", then {len(released)} parked behind it, in order" if released else ""),
         tenant=store.id,
-        stream=result.stream,
-        entry_id=result.new_entry_id,
+        stream=stream,
+        entry_id=new_id,
         error_class=letter.error_class,
+        entries=[f"{store.id}/{r.id}" for r in released],
         **keys,
     )
     return Requeued(
-        id=letter.id, tenant=store.id, stream=result.stream, new_entry_id=result.new_entry_id
+        id=letter.id, tenant=store.id, stream=stream, new_entry_id=new_id, released=released
     )
+
+
+def _parks(store: Store, letter: DeadLetter) -> bool:
+    """True when the dead letter's entity may be parked (park_entity, a known partition)."""
+    return bool(
+        store.executor.park_entity
+        and letter.fields.get("global_id")
+        and store.tenant.layout.partition_of_stream(letter.source_stream) is not None
+    )
+
+
+async def _release(
+    store: Store, letter: DeadLetter, *, discard: bool
+) -> tuple[str | None, list[Released]]:
+    """Requeue (or discard) a dead letter under park_entity, releasing what it parked.
+
+    Returns the dead letter's new entry id (discard: its own id if it existed, else
+    None) and the parked dead letters put back after it, in order. Runs under the
+    partition's watermark lock (db.parking.release), so no batch commits meanwhile.
+    """
+    stream, dl = letter.source_stream, store.dead_letters
+    gid = letter.fields["global_id"]
+
+    async def nothing_queued_ahead() -> None:
+        # entries of the entity still queued would be read after the park is gone and
+        # apply before the released ones: wait until they are read (and parked) too
+        queued = await queued_of(store.redis, stream, gid, scan_max=RELEASE_SCAN_MAX)
+        if queued == 0:
+            return
+        what = (
+            f"more than {RELEASE_SCAN_MAX} entries are"
+            if queued is None
+            else f"{queued} entries of global_id {gid!r} are"
+        )
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{what} still queued on {stream}: releasing now would apply them before the "
+            "parked ones. Try again when the partition has read them (they are parked "
+            "behind the same head and released with it)",
+        )
+
+    async def put_back(park: parking.Park | None) -> tuple[tuple[str | None, list[Released]], bool]:
+        is_head = park is not None and park.head_id == letter.source_id
+        if park is not None and not is_head and letter.error_class == PARKED:
+            head = park.head_dead_letter_id
+            if head and await dl.get(head) is not None:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"dead letter {letter.id} is parked behind dead letter {head} "
+                    f"({stream} {park.head_id}): requeue or discard that one first, which "
+                    "releases this one in order",
+                )
+            if not discard:
+                # the head is gone (a release cut short, see docs/operations.md): finish it
+                await nothing_queued_ahead()
+                moved = await dl.put_back(stream, park.parked)
+                return _released_after(letter.id, park.parked, moved), True
+        if park is None or not is_head:
+            # not a park's head: what it does without park_entity
+            if discard:
+                existed = await dl.discard([letter.id]) > 0
+                return (letter.id if existed else None, []), False
+            [new_id] = await dl.put_back(stream, [letter.id])
+            return (new_id, []), False
+        await nothing_queued_ahead()
+        if discard:
+            existed = await dl.get(letter.id) is not None
+            moved = await dl.put_back(stream, park.parked, discard_id=letter.id)
+            if not existed:
+                return (None, _released(park.parked, moved)), True
+            return (letter.id, _released(park.parked, moved)), True
+        moved = await dl.put_back(stream, [letter.id, *park.parked])
+        return (moved[0], _released(park.parked, moved[1:])), True
+
+    try:
+        return await parking.release(store.engine, stream, gid, put_back)
+    except parking.PartitionLocked as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"partition {stream} stayed locked by a batch in flight: try again",
+        ) from exc
+
+
+def _released(ids: Sequence[str], moved: Sequence[str | None]) -> list[Released]:
+    return [Released(id=i, new_entry_id=m) for i, m in zip(ids, moved, strict=True) if m]
+
+
+def _released_after(
+    target: str, ids: Sequence[str], moved: Sequence[str | None]
+) -> tuple[str | None, list[Released]]:
+    """A parked dead letter's own new id among a whole park put back, and the others."""
+    released = _released(ids, moved)
+    own = next((r.new_entry_id for r in released if r.id == target), None)
+    return own, [r for r in released if r.id != target]
 
 
 @router.post(
@@ -409,17 +530,28 @@ async def discard(
 ) -> Discarded:
     """Delete it for good (its operation is never applied)."""
     store, letter = await _find(drainer, dead_letter_id, tenant)
-    deleted = await store.dead_letters.discard([letter.id]) > 0
+    released: list[Released] = []
+    if _parks(store, letter):
+        try:
+            gone, released = await _release(store, letter, discard=True)
+        except HTTPException as exc:
+            audit(operator, "discard", f"dead letter {store.id}/{letter.id}", str(exc.detail))
+            raise
+        deleted = gone is not None
+    else:
+        deleted = await store.dead_letters.discard([letter.id]) > 0
     audit(
         operator,
         "discard",
         f"dead letter {store.id}/{letter.id}",
-        "deleted" if deleted else "already gone",
+        ("deleted" if deleted else "already gone")
+        + (f"; {len(released)} parked behind it requeued, in order" if released else ""),
         tenant=store.id,
         global_id=letter.fields.get("global_id"),
         request_id=letter.fields.get("request_id"),
         error_class=letter.error_class,
+        entries=[f"{store.id}/{r.id}" for r in released],
     )
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {dead_letter_id}")
-    return Discarded(id=letter.id, tenant=store.id, deleted=True)
+    return Discarded(id=letter.id, tenant=store.id, deleted=True, released=released)

@@ -267,8 +267,20 @@ class DeadLetterPage(_Body):
 
     items: list[DeadLetterOut]
     next_cursor: str | None = Field(
-        description="Pass as ``cursor`` for the next page; null at the end."
+        description="Pass as ``cursor`` for the next page; null at the end. A page can hold "
+        "fewer than ``limit`` items (even none) and still have one: the scan bound stopped it."
     )
+    scanned: int = Field(
+        description="Dead letters this request read to find the items (at most the server's "
+        "dead_letter_scan_max)."
+    )
+
+
+class Released(_Body):
+    """A parked dead letter put back on its partition stream when its head was released."""
+
+    id: str
+    new_entry_id: str
 
 
 class Requeued(_Body):
@@ -278,6 +290,10 @@ class Requeued(_Body):
     tenant: str
     stream: str
     new_entry_id: str
+    released: list[Released] = Field(
+        default_factory=list,
+        description="park_entity: the entries parked behind it, requeued after it, in order.",
+    )
 
 
 class RequeueFilter(_Body):
@@ -311,6 +327,10 @@ class Discarded(_Body):
     id: str
     tenant: str
     deleted: bool
+    released: list[Released] = Field(
+        default_factory=list,
+        description="park_entity: the entries parked behind it, requeued in order.",
+    )
 
 
 # --------------------------------------------------------------------------- traces

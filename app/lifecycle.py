@@ -1,9 +1,9 @@
 """Lifecycle: open the tenants' stores, run the consumer loop and the API, stop cleanly.
 
-A signal only sets an event. Shutdown then stops reading, lets the batches in
-flight commit and acknowledge, and gives up on whatever has not finished by
-``shutdown_timeout_s``: those entries stay pending and another replica claims
-them, so nothing is lost either way.
+A signal (SIGTERM, SIGINT or SIGHUP) only sets an event. Shutdown then stops
+reading, lets the batches in flight commit and acknowledge, and gives up on
+whatever has not finished by ``shutdown_timeout_s``: those entries stay pending
+and another replica claims them, so nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ log = logging.getLogger("drainer")
 
 STARTUP_RETRY_S = 1.0
 STARTUP_RETRY_MAX_S = 15.0
+# SIGHUP stops gracefully like SIGTERM: a reload would have to swap pools and
+# workers under batches in flight, while a restart drains them and the next
+# process reads the new settings (docs/operations.md).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class StartupAborted(Exception):
@@ -54,6 +58,9 @@ def consumer_options(settings: Settings) -> ConsumerOptions:
         retry_backoff_base_ms=d.retry_backoff_base_ms,
         retry_backoff_max_ms=d.retry_backoff_max_ms,
         max_concurrent_partitions=d.max_concurrent_partitions,
+        max_batch_bytes=d.max_batch_bytes,
+        consumer_sweep_idle_ms=d.consumer_sweep_idle_ms,
+        consumer_sweep_interval_ms=d.consumer_sweep_interval_ms,
     )
 
 
@@ -253,7 +260,7 @@ async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
         if "drainer" in holder:
             holder["drainer"].request_stop(name)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         try:
@@ -274,5 +281,5 @@ async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
             await drainer.close()
         return 0
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)

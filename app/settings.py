@@ -128,10 +128,16 @@ DEFAULT_SHUTDOWN_INTERVAL_MS = 1000
 DEFAULT_CONSUMER_GROUP = "drainer"
 DEFAULT_CLAIM_MIN_IDLE_MS = 30_000
 DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_DEAD_LETTER_SCAN_MAX = 5_000
+MAX_DEAD_LETTER_SCAN_MAX = 100_000
+DEFAULT_ON_DEAD_LETTER: Literal["continue", "park_entity"] = "continue"
 DEFAULT_MAX_CONCURRENT_PARTITIONS = 8
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEFAULT_IDLE_POLL_MAX_MS = 1000
 DEFAULT_SLOW_BATCH_MS = 2000
+DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
+DEFAULT_CONSUMER_SWEEP_IDLE_MS = 3_600_000
+DEFAULT_CONSUMER_SWEEP_INTERVAL_MS = 300_000
 DEFAULT_RETRY_BACKOFF_BASE_MS = 100
 DEFAULT_RETRY_BACKOFF_MAX_MS = 30_000
 
@@ -371,6 +377,11 @@ class DrainerSettings(_Section):
         ge=1,
         description="Deliveries of an update/delete matching no row before it is dead-lettered.",
     )
+    on_dead_letter: Literal["continue", "park_entity"] = Field(
+        DEFAULT_ON_DEAD_LETTER,
+        description="continue: an entity's later entries still apply; park_entity: they are "
+        "dead-lettered as parked behind its dead letter until it is requeued or discarded.",
+    )
     max_concurrent_partitions: int = Field(
         DEFAULT_MAX_CONCURRENT_PARTITIONS,
         ge=1,
@@ -380,7 +391,7 @@ class DrainerSettings(_Section):
         DEFAULT_SHUTDOWN_TIMEOUT_S,
         gt=0,
         allow_inf_nan=False,
-        description="Seconds allowed for finishing in-flight batches on SIGTERM/SIGINT.",
+        description="Seconds allowed for finishing in-flight batches on SIGTERM/SIGINT/SIGHUP.",
     )
     idle_poll_max_ms: int = Field(
         DEFAULT_IDLE_POLL_MAX_MS,
@@ -397,6 +408,22 @@ class DrainerSettings(_Section):
     )
     retry_backoff_max_ms: int = Field(
         DEFAULT_RETRY_BACKOFF_MAX_MS, ge=1, description="Longest backoff after transient errors."
+    )
+    max_batch_bytes: int = Field(
+        DEFAULT_MAX_BATCH_BYTES,
+        ge=0,
+        description="Most bytes of entry data read from one partition per batch "
+        "(an entry larger than this is read alone); 0 turns the budget off.",
+    )
+    consumer_sweep_idle_ms: int = Field(
+        DEFAULT_CONSUMER_SWEEP_IDLE_MS,
+        ge=1,
+        description="Consumers idle this long and holding no entries are removed from the groups.",
+    )
+    consumer_sweep_interval_ms: int = Field(
+        DEFAULT_CONSUMER_SWEEP_INTERVAL_MS,
+        ge=1,
+        description="Each partition's group is swept of stale consumers about this often.",
     )
 
     @model_validator(mode="before")
@@ -622,6 +649,13 @@ class ServerSettings(_Section):
         "are allowed only when host is a loopback address.",
     )
     enabled: bool = True
+    dead_letter_scan_max: int = Field(
+        DEFAULT_DEAD_LETTER_SCAN_MAX,
+        ge=1,
+        le=MAX_DEAD_LETTER_SCAN_MAX,
+        description="Most dead letters one GET /dead-letters request reads (over every "
+        "tenant) before it answers with what it found and a next_cursor.",
+    )
 
     @field_validator("admin_token", "operator_token", mode="before")
     @classmethod

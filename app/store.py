@@ -24,6 +24,7 @@ from db.executor import Executor, Outcome, execute_one
 from db.fence import create_watermark_table
 from db.models import ModelRegistry
 from db.operations import Operation, json_default
+from db.parking import create_parked_table
 
 log = logging.getLogger("drainer.store")
 
@@ -135,7 +136,12 @@ class Store:
         self.layout = StreamLayout(
             drainer.stream_name, drainer.num_partitions, config.redis_key_prefix
         )
-        self.executor = Executor(engine, registry, max_attempts=drainer.max_attempts)
+        self.executor = Executor(
+            engine,
+            registry,
+            max_attempts=drainer.max_attempts,
+            park_entity=drainer.on_dead_letter == "park_entity",
+        )
         self.dead_letters = DeadLetterStream(redis, self.layout.dead_letter_key)
         self.producer = Producer(redis, self.layout)
         self.tenant = Tenant(config.id, self.layout, self.executor, self.dead_letters)
@@ -163,6 +169,7 @@ class Store:
                         "in the database"
                     )
                 await create_watermark_table(conn)
+                await create_parked_table(conn)
             registry = await load_registry(settings, engine)
         except BaseException:
             await engine.dispose()

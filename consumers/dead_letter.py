@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,66 @@ local moved = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('XDEL', KEYS[2], ARGV[1])
 return moved
 """
+
+# Releasing a parked entity (db.parking). KEYS[1] source stream, KEYS[2] dead-letter
+# stream; ARGV[1] a dead letter to discard ("" for none), then the dead letters to put
+# back, in order. One script: every one is requeued in order and removed, or none is
+# (a crash cannot split or reorder them). The dl_* fields are left out of the requeued
+# entry; a dead letter already gone is skipped (false in the reply).
+RELEASE_SCRIPT = """
+local meta = {}
+for _, name in ipairs(cjson.decode(ARGV[1])) do meta[name] = true end
+if ARGV[2] ~= '' then redis.call('XDEL', KEYS[2], ARGV[2]) end
+local out = {}
+for i = 3, #ARGV do
+  local found = redis.call('XRANGE', KEYS[2], ARGV[i], ARGV[i])
+  local moved = false
+  if #found > 0 then
+    local raw, flat = found[1][2], {}
+    for j = 1, #raw, 2 do
+      if not meta[raw[j]] then
+        flat[#flat + 1] = raw[j]
+        flat[#flat + 1] = raw[j + 1]
+      end
+    end
+    if #flat > 0 then
+      moved = redis.call('XADD', KEYS[1], '*', unpack(flat))
+      redis.call('XDEL', KEYS[2], ARGV[i])
+    end
+  end
+  out[#out + 1] = moved
+end
+return out
+"""
+
+
+#: Entries of a partition stream read per round trip when a release looks ahead.
+QUEUED_SCAN_PAGE = 1000
+
+
+async def queued_of(
+    redis: RedisClient, stream: str, global_id: str, *, scan_max: int
+) -> int | None:
+    """How many entries of ``global_id`` are still queued on ``stream`` (not applied).
+
+    Applied entries are deleted from the partition streams, so what is left is the
+    backlog and the batches in flight. None when the stream holds more than
+    ``scan_max`` entries (too many to look at for one request).
+    """
+    if int(await redis.xlen(stream)) > scan_max:
+        return None
+    found, start = 0, "-"
+    while True:
+        reply = await redis.xrange(stream, min=start, max="+", count=QUEUED_SCAN_PAGE)
+        rows = cast(list[tuple[Any, Any]], reply or [])
+        for _id, fields in rows:
+            value = (fields or {}).get("global_id") or (fields or {}).get(b"global_id")
+            if value in (global_id, global_id.encode()):
+                found += 1
+        if len(rows) < QUEUED_SCAN_PAGE:
+            return found
+        ms, seq = parse_entry_id(str(rows[-1][0]))
+        start = f"{ms}-{seq + 1}"
 
 
 @dataclass(slots=True)
@@ -106,6 +167,7 @@ class DeadLetterStream:
         self.redis = redis
         self.key = key
         self._requeue = redis.register_script(REQUEUE_SCRIPT)
+        self._release = redis.register_script(RELEASE_SCRIPT)
 
     async def add(self, letters: Sequence[NewDeadLetter]) -> list[str]:
         """Append dead letters (one round trip); returns their ids."""
@@ -179,6 +241,28 @@ class DeadLetterStream:
             return str(moved)
         moved = await self._requeue(keys=[letter.source_stream, self.key], args=[letter.id, *flat])
         return str(moved) if moved else None
+
+    async def put_back(
+        self, stream: str, requeue_ids: Sequence[str], *, discard_id: str | None = None
+    ) -> list[str | None]:
+        """Requeue dead letters onto ``stream`` in the order given, in one step.
+
+        ``discard_id``, if given, is deleted in the same step. Returns each one's new
+        entry id, None for one already gone. On one Redis all of it is one script;
+        on Redis Cluster (two slots) it is one dead letter after another, XADD then
+        XDEL, in order: a crash midway leaves the rest as dead letters, in order.
+        """
+        if isinstance(self.redis, RedisCluster):
+            if discard_id:
+                await self.redis.xdel(self.key, discard_id)
+            out: list[str | None] = []
+            for dead_id in requeue_ids:
+                letter = await self.get(dead_id)
+                out.append(await self.requeue(letter) if letter and letter.fields else None)
+            return out
+        args = [json.dumps(META_FIELDS), discard_id or "", *requeue_ids]
+        reply = await self._release(keys=[stream, self.key], args=args)
+        return [str(m) if m else None for m in cast(list[Any], reply or [])]
 
     async def discard(self, ids: Iterable[str]) -> int:
         """Delete dead letters; returns how many existed."""

@@ -18,17 +18,54 @@ from redis.exceptions import ResponseError
 
 RedisClient = Redis | RedisCluster
 
-# KEYS[1] stream; ARGV group, consumer, count, claim_min_idle_ms.
+# KEYS[1] stream; ARGV group, consumer, count, claim_min_idle_ms, max_bytes.
 # Returns {mode, entries, owner}: "new" entries never delivered before, "own"
 # entries this consumer already holds, "claimed" entries just taken over from
 # consumers idle past claim_min_idle_ms, or "busy" when a live consumer holds
 # entries of this partition (then nothing is read).
+# With max_bytes > 0 the count is first cut to the entries whose fields fit in
+# max_bytes (at least one, so an entry larger than the budget is read alone):
+# XRANGE peeks in chunks of 1, 2, 4, ... so big entries are never all loaded
+# at once, and only what fits is then delivered (a delivery cannot be undone).
 READ_SCRIPT = """
 local key, group, me = KEYS[1], ARGV[1], ARGV[2]
 local count, min_idle = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[5] or '0')
+local function fitting(cursor, last, mine)
+  local n, bytes, chunk = 0, 0, 1
+  while n < count do
+    local batch = redis.call('XRANGE', key, cursor, last, 'COUNT', math.min(chunk, count - n))
+    if #batch == 0 then return n end
+    for _, e in ipairs(batch) do
+      if mine == nil or mine[e[1]] then
+        local size = #e[1]
+        for _, v in ipairs(e[2]) do size = size + #v end
+        if n > 0 and bytes + size > max_bytes then return n end
+        n, bytes = n + 1, bytes + size
+        if n >= count then return n end
+      end
+    end
+    cursor = '(' .. batch[#batch][1]
+    chunk = chunk * 2
+  end
+  return n
+end
 local summary = redis.call('XPENDING', key, group)
 local total = tonumber(summary[1])
 if total == 0 then
+  if max_bytes > 0 and count > 1 then
+    local last = '0-0'
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+      local name, at = nil, nil
+      for i = 1, #g, 2 do
+        if g[i] == 'name' then name = g[i + 1] end
+        if g[i] == 'last-delivered-id' then at = g[i + 1] end
+      end
+      if name == group then last = at end
+    end
+    count = fitting('(' .. last, '+', nil)
+    if count == 0 then return {'new', {}, false} end
+  end
   local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count, 'STREAMS', key, '>')
   if not r then return {'new', {}, false} end
   return {'new', r[1][2], false}
@@ -48,6 +85,16 @@ if mine < total then
   -- JUSTID: the history read below counts the delivery, once
   redis.call('XAUTOCLAIM', key, group, me, min_idle, '0-0', 'COUNT', total, 'JUSTID')
   mode = 'claimed'
+end
+if max_bytes > 0 and count > 1 then
+  local held = redis.call('XPENDING', key, group, '-', '+', count, me)
+  if #held > 0 then
+    local ids = {}
+    for _, p in ipairs(held) do ids[p[1]] = true end
+    -- entries deleted while pending take no bytes: when none is left, read them all
+    local n = fitting(held[1][1], held[#held][1], ids)
+    if n > 0 then count = n end
+  end
 end
 local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count, 'STREAMS', key, '0')
 if not r then return {mode, {}, false} end
@@ -83,6 +130,43 @@ for i = 3, #ARGV do
   end
 end
 return n
+"""
+
+# KEYS[1] stream; ARGV group, consumer: remove this consumer from the group if
+# it holds no pending entries (XGROUP DELCONSUMER would drop them), in one step.
+# Returns 1 when it holds nothing (and is gone), 0 when it still holds entries.
+RETIRE_SCRIPT = """
+local key, group, me = KEYS[1], ARGV[1], ARGV[2]
+local held = redis.pcall('XPENDING', key, group, '-', '+', 1, me)
+if held.err then return 1 end
+if #held > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', key, group, me)
+return 1
+"""
+
+# KEYS[1] stream; ARGV group, consumer, min_idle_ms, limit: remove up to limit
+# other consumers idle at least min_idle_ms that hold no pending entries.
+# Checked and removed in one step, so an entry read in between cannot be dropped.
+SWEEP_SCRIPT = """
+local key, group, me = KEYS[1], ARGV[1], ARGV[2]
+local min_idle, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local info = redis.pcall('XINFO', 'CONSUMERS', key, group)
+if info.err then return 0 end
+local removed = 0
+for _, c in ipairs(info) do
+  if removed >= limit then break end
+  local name, pending, idle = nil, nil, nil
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1]
+    elseif c[i] == 'pending' then pending = tonumber(c[i + 1])
+    elseif c[i] == 'idle' then idle = tonumber(c[i + 1]) end
+  end
+  if name and name ~= me and pending == 0 and idle and idle >= min_idle then
+    redis.call('XGROUP', 'DELCONSUMER', key, group, name)
+    removed = removed + 1
+  end
+end
+return removed
 """
 
 # KEYS[1] stream; ARGV group, ids...: acknowledge and delete together, so the
@@ -148,6 +232,8 @@ class StreamGroup:
         self._refresh = redis.register_script(REFRESH_SCRIPT)
         self._ack = redis.register_script(ACK_SCRIPT)
         self._uncount = redis.register_script(UNCOUNT_SCRIPT)
+        self._retire = redis.register_script(RETIRE_SCRIPT)
+        self._sweep = redis.register_script(SWEEP_SCRIPT)
 
     async def ensure_group(self) -> None:
         """Create the group from id 0 (a backlog written before first start drains)."""
@@ -157,10 +243,15 @@ class StreamGroup:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def read(self, count: int, claim_min_idle_ms: int) -> ReadResult:
-        """Read up to ``count`` entries if this consumer may work the partition now."""
+    async def read(self, count: int, claim_min_idle_ms: int, max_bytes: int = 0) -> ReadResult:
+        """Read up to ``count`` entries if this consumer may work the partition now.
+
+        With ``max_bytes`` > 0, only as many entries as fit in that many bytes of
+        ids, field names and values (always at least one).
+        """
         reply = await self._read(
-            keys=[self.key], args=[self.group, self.consumer, count, claim_min_idle_ms]
+            keys=[self.key],
+            args=[self.group, self.consumer, count, claim_min_idle_ms, max_bytes],
         )
         mode = ReadMode(reply[0])
         entries = [RawEntry(item[0], _fields(item[1])) for item in (reply[1] or [])]
@@ -222,6 +313,16 @@ class StreamGroup:
             if isinstance(item, list | tuple) and item:
                 out.append(RawEntry(str(item[0]), _fields(item[1] if len(item) > 1 else None)))
         return out
+
+    async def retire(self) -> bool:
+        """Remove this consumer from the group if it holds nothing; False if it still does."""
+        return bool(await self._retire(keys=[self.key], args=[self.group, self.consumer]))
+
+    async def sweep(self, min_idle_ms: int, limit: int) -> int:
+        """Remove up to ``limit`` other consumers idle ``min_idle_ms`` and holding nothing."""
+        return int(
+            await self._sweep(keys=[self.key], args=[self.group, self.consumer, min_idle_ms, limit])
+        )
 
     async def length(self) -> int:
         """Entries in the stream: the backlog, since applied entries are deleted."""

@@ -342,6 +342,8 @@ class DeadLetterPage:
 
     items: list[tuple[DeadLetter, EntryView]]
     next_start: str | None
+    #: Dead letters read to find them (at most the scan's ``scan_max``).
+    scanned: int = 0
 
 
 async def scan_dead_letters(
@@ -367,18 +369,21 @@ async def scan_dead_letters(
     items: list[tuple[DeadLetter, EntryView]] = []
     scanned = 0
     while scanned < scan_max:
-        page = await stream.page(start=low, end=high, count=DEAD_LETTER_SCAN_PAGE)
+        count = min(DEAD_LETTER_SCAN_PAGE, scan_max - scanned)  # never past scan_max
+        page = await stream.page(start=low, end=high, count=count)
         for letter in page:
             scanned += 1
             low = next_id(letter.id)
+            if flt.error_class is not None and letter.error_class != flt.error_class:
+                continue  # decided without decoding the entry
             view = view_entry(letter.fields, registry)
             if flt.matches(letter, view):
                 items.append((letter, view))
                 if len(items) >= limit:
-                    return DeadLetterPage(items, low)
-        if len(page) < DEAD_LETTER_SCAN_PAGE:
-            return DeadLetterPage(items, None)
-    return DeadLetterPage(items, low)
+                    return DeadLetterPage(items, low, scanned)
+        if len(page) < count:
+            return DeadLetterPage(items, None, scanned)
+    return DeadLetterPage(items, low, scanned)
 
 
 async def last_dead_letter_id(redis: RedisClient, stream: DeadLetterStream) -> str | None:

@@ -4,6 +4,8 @@ Reading adapts to the partition: the read count grows toward
 ``max_read_count`` while full batches keep coming and halves after a slow or
 failed batch; an empty partition is polled less and less often, up to
 ``idle_poll_max_ms``; a failing one backs off exponentially with jitter.
+A read also stops at ``max_batch_bytes`` of entry data (at least one entry),
+checked by the read script before delivering, so big entries make small batches.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class ConsumerOptions:
     retry_backoff_base_ms: int = 100
     retry_backoff_max_ms: int = 30_000
     max_concurrent_partitions: int = 8
+    max_batch_bytes: int = 16 * 1024 * 1024
+    consumer_sweep_idle_ms: int = 3_600_000
+    consumer_sweep_interval_ms: int = 300_000
 
 
 @dataclass(slots=True)
@@ -97,7 +102,7 @@ class _Hooks:
         held = await self.worker.group.held([e.entry_id for e in entries])
         return [e for e in entries if e.entry_id in held]
 
-    async def dead_letter(self, results: Sequence[EntryResult]) -> None:
+    async def dead_letter(self, results: Sequence[EntryResult]) -> Sequence[str]:
         w = self.worker
         letters = []
         for r in results:
@@ -113,7 +118,7 @@ class _Hooks:
                     attempts=r.entry.attempt,
                 )
             )
-        await w.tenant.dead_letters.add(letters)
+        return await w.tenant.dead_letters.add(letters)
 
 
 class PartitionWorker:
@@ -170,7 +175,9 @@ class PartitionWorker:
                 return 0.0
             health.beat()
             try:
-                read = await self.group.read(self.read_count, self.options.claim_min_idle_ms)
+                read = await self.group.read(
+                    self.read_count, self.options.claim_min_idle_ms, self.options.max_batch_bytes
+                )
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     return self._failed("redis", exc)
@@ -325,6 +332,8 @@ class PartitionWorker:
             first_delivery=first,
             attempt=attempts.get(raw.entry_id, 1),
             context=(raw, envelope),
+            # a malformed entry still names its entity: it parks it too
+            global_id=(envelope.global_id if envelope else fields.get("global_id")) or None,
             # lines logged about this entry carry its keys
             log_fields={
                 "global_id": envelope.global_id if envelope else fields.get("global_id"),

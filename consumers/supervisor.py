@@ -1,10 +1,21 @@
-"""Runs every partition worker of every tenant, bounded, supervised and stoppable."""
+"""Runs every partition worker of every tenant, bounded, supervised and stoppable.
+
+It also keeps the groups' consumer lists short: a worker that stops cleanly
+removes its own consumer from its partition's group when it holds nothing, and
+a sweeper removes other consumers idle past ``consumer_sweep_idle_ms`` that hold
+nothing, one partition at a time, each about once per
+``consumer_sweep_interval_ms``. Both check and remove in one Redis script, so a
+consumer holding pending entries is never removed (those entries get claimed).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
+
+from redis.exceptions import RedisError
 
 from consumers.group import RedisClient
 from consumers.partition import ConsumerOptions, PartitionWorker, Tenant, wait_or_stop
@@ -13,6 +24,8 @@ log = logging.getLogger("drainer.supervisor")
 
 RESTART_DELAY_S = 1.0
 RESTART_DELAY_MAX_S = 30.0
+# most consumers one sweep of one partition removes: bounded work per Redis call
+SWEEP_MAX_CONSUMERS = 100
 
 
 class Supervisor:
@@ -55,20 +68,63 @@ class Supervisor:
             self.options.group,
             " (burst)" if self.burst else "",
         )
-        async with asyncio.TaskGroup() as tasks:
-            for worker in self.workers:
-                tasks.create_task(self._supervise(worker), name=f"partition:{worker.stream}")
+        # held and awaited below: it only ends when cancelled
+        sweeper = asyncio.create_task(self._sweep(), name="consumer-sweeper")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for worker in self.workers:
+                    tasks.create_task(self._supervise(worker), name=f"partition:{worker.stream}")
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         log.info("all partition workers stopped")
+
+    async def _sweep(self) -> None:
+        """Remove long-idle consumers holding nothing, one partition per step."""
+        if not self.workers:
+            return
+        step_s = self.options.consumer_sweep_interval_ms / 1000 / len(self.workers)
+        # replicas start at different partitions, so they do not sweep the same one
+        index = random.randrange(len(self.workers))
+        while not self.stop_event.is_set():
+            await wait_or_stop(self.stop_event, step_s)
+            if self.stop_event.is_set():
+                return
+            group = self.workers[index].group
+            index = (index + 1) % len(self.workers)
+            try:
+                removed = await group.sweep(
+                    self.options.consumer_sweep_idle_ms, SWEEP_MAX_CONSUMERS
+                )
+            except RedisError as exc:
+                log.debug("consumer sweep of %s failed: %s", group.key, exc)
+                continue
+            if removed:
+                log.info("removed %d idle empty consumer(s) from %s", removed, group.key)
+
+    async def _retire(self, worker: PartitionWorker) -> None:
+        """Remove this process's consumer from the worker's group if it holds nothing."""
+        try:
+            if not await worker.group.retire():
+                log.info(
+                    "consumer %r keeps entries pending on %s; they will be claimed",
+                    self.options.consumer,
+                    worker.stream,
+                )
+        except RedisError as exc:
+            log.warning("could not remove consumer from %s: %s", worker.stream, exc)
 
     async def _supervise(self, worker: PartitionWorker) -> None:
         delay_s = RESTART_DELAY_S
         while not self.stop_event.is_set():
             try:
                 await worker.run()
-                return
+                break
             except Exception:
                 self.crashes += 1
                 worker.tenant.health.counters["worker_crashes"] += 1
                 log.exception("worker of %s crashed; restarting in %.1fs", worker.stream, delay_s)
                 await wait_or_stop(self.stop_event, delay_s)
                 delay_s = min(delay_s * 2, RESTART_DELAY_MAX_S)
+        # a clean stop (or burst done): leave no consumer behind that holds nothing
+        await self._retire(worker)

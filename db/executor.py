@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db import parking
 from db.driver import DriverStatements, driver_connection, execute, execute_many
 from db.errors import (
     ConstraintViolation,
@@ -74,6 +75,8 @@ class BatchEntry:
     context: Any = None
     #: ``extra`` of every log line about this entry (its global_id, request_id, ...)
     log_fields: Mapping[str, Any] | None = None
+    #: The entity the entry belongs to (what ``park_entity`` parks); None: never parked.
+    global_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -111,8 +114,11 @@ class BatchHooks(Protocol):
         """Of first deliveries found at or below the watermark, those still held by us."""
         ...
 
-    async def dead_letter(self, results: Sequence[EntryResult]) -> None:
-        """Store dead letters durably (called inside the transaction, before commit)."""
+    async def dead_letter(self, results: Sequence[EntryResult]) -> Sequence[str] | None:
+        """Store dead letters durably (called inside the transaction, before commit).
+
+        Returns their dead-letter ids in the order given (what a park records), or None.
+        """
         ...
 
 
@@ -151,10 +157,19 @@ def is_permanent(exc: BaseException) -> bool:
 class Executor:
     """Applies partition batches to one database (one tenant's schema)."""
 
-    def __init__(self, engine: AsyncEngine, registry: ModelRegistry, *, max_attempts: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        registry: ModelRegistry,
+        *,
+        max_attempts: int,
+        park_entity: bool = False,
+    ) -> None:
         self.engine = engine
         self.registry = registry
         self.max_attempts = max_attempts
+        #: ``on_dead_letter = "park_entity"``: a dead letter parks its entity (db.parking)
+        self.park_entity = park_entity
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._insert_statements: dict[tuple[str, bool], Any] = {}
         # statement shapes compiled once, run on the session's asyncpg connection (db.driver)
@@ -229,6 +244,22 @@ class Executor:
                     raise PartitionBusy(stream) from exc
                 raise
             result.watermark = watermark
+            # park_entity: entity -> entry id of the dead letter it waits behind
+            parks: dict[str, str] | None = None
+            new_parks: dict[str, str] = {}
+            if self.park_entity:
+                parks = await parking.lookup(
+                    await _driver(session),
+                    stream,
+                    (e.global_id for e in entries if e.global_id is not None),
+                )
+
+            def dead(entry: BatchEntry, error: DrainerDbError) -> None:
+                handled.append(EntryResult(entry, Outcome.DEAD, error))
+                gid = entry.global_id
+                if parks is not None and gid is not None and gid not in parks:
+                    parks[gid] = new_parks[gid] = entry.entry_id
+
             went_back: list[BatchEntry] = []
             i, n = 0, len(entries)
             while i < n:
@@ -240,18 +271,24 @@ class Executor:
                         handled.append(EntryResult(entry, Outcome.SKIPPED))
                     i += 1
                     continue
+                if parks and entry.global_id in parks:
+                    gid = entry.global_id
+                    assert gid is not None
+                    dead(entry, parking.EntryParked(stream, parks[gid], gid))
+                    i += 1
+                    continue
                 if isinstance(prep, PermanentError):
-                    handled.append(EntryResult(entry, Outcome.DEAD, prep))
+                    dead(entry, prep)
                     i += 1
                     continue
                 if prep.kind is OpKind.INSERT and not careful:
-                    j = self._insert_run_end(prepared, i)
+                    j = _until_parked(entries, parks, i, self._insert_run_end(prepared, i))
                     await self._insert_many(session, prep.model, [p.values for p in prepared[i:j]])  # type: ignore[union-attr]
                     handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
                     i = j
                     continue
                 if prep.kind is OpKind.UPDATE and not careful and prep.values:
-                    j = self._update_run_end(prepared, i)
+                    j = _until_parked(entries, parks, i, self._update_run_end(prepared, i))
                     run: Sequence[Any] = prepared[i:j]  # all _Prepared updates
                     if j - i > 1 and await self._update_many(session, run):
                         handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
@@ -260,13 +297,13 @@ class Executor:
                 try:
                     outcome = await self._execute_one(session, prep, careful=careful)
                 except (ConstraintViolation, InternalError) as exc:
-                    handled.append(EntryResult(entry, Outcome.DEAD, exc))
+                    dead(entry, exc)
                     i += 1
                     continue
                 if outcome is None:
                     miss = NoRowMatched(prep.model.name, prep.key)
                     if entry.attempt >= self.max_attempts:
-                        handled.append(EntryResult(entry, Outcome.DEAD, miss))
+                        dead(entry, miss)
                         i += 1
                         continue
                     result.retry, result.retry_error = entry, miss
@@ -282,10 +319,41 @@ class Executor:
                 except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     raise DBAPIError("advance watermark", None, exc) from exc
                 result.watermark = last
-            dead = result.dead
-            if dead:
-                await hooks.dead_letter(dead)
+            letters = result.dead
+            if letters:
+                ids = await hooks.dead_letter(letters)
+                if parks:
+                    await self._record_parks(session, stream, letters, ids, new_parks)
         return result
+
+    async def _record_parks(
+        self,
+        session: AsyncSession,
+        stream: str,
+        letters: Sequence[EntryResult],
+        ids: Sequence[str] | None,
+        new_parks: dict[str, str],
+    ) -> None:
+        """Write the batch's parks (new heads, entries parked) in its transaction."""
+        dead_ids = list(ids) if ids is not None else [""] * len(letters)
+        heads: dict[str, str] = {}
+        parked_new: dict[str, list[str]] = {gid: [] for gid in new_parks}
+        appended: dict[str, list[str]] = {}
+        for r, dead_id in zip(letters, dead_ids, strict=True):
+            gid = r.entry.global_id
+            if gid is None:
+                continue
+            if isinstance(r.error, parking.EntryParked):
+                (parked_new[gid] if gid in new_parks else appended.setdefault(gid, [])).append(
+                    dead_id
+                )
+            elif new_parks.get(gid) == r.entry.entry_id:
+                heads[gid] = dead_id
+        new = [(gid, head, heads.get(gid, ""), parked_new[gid]) for gid, head in new_parks.items()]
+        try:
+            await parking.record(await _driver(session), stream, new, appended)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DBAPIError("record parks", None, exc) from exc
 
     @staticmethod
     def _insert_run_end(prepared: Sequence[_Prepared | PermanentError], start: int) -> int:
@@ -508,6 +576,18 @@ async def _driver(session: AsyncSession) -> Any:
 
 #: A statement SQLAlchemy runs only to open the session's transaction.
 _BEGIN_NOW = text("SELECT 1")
+
+
+def _until_parked(
+    entries: Sequence[BatchEntry], parks: dict[str, str] | None, start: int, end: int
+) -> int:
+    """``end``, or the first entry after ``start`` of a parked entity (it goes alone)."""
+    if not parks:
+        return end
+    for k in range(start + 1, end):
+        if entries[k].global_id in parks:
+            return k
+    return end
 
 
 def _utcnow() -> datetime:

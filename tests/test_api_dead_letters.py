@@ -191,6 +191,7 @@ async def test_filter_page_requeue_by_filter_and_discard(
                 "id": odd["id"],
                 "tenant": "a",
                 "deleted": True,
+                "released": [],  # nothing was parked behind it
             }
             # ids are per tenant stream: tenant b may hold a dead letter with the same id
             again = await client.delete(f"/dead-letters/{odd['id']}", params={"tenant": "a"})
