@@ -431,6 +431,26 @@ def test_chart_created_secret_is_referenced_not_inlined(chart: helm.Chart) -> No
     assert "checksum/secret" in annotations
 
 
+OPERATOR_TOKEN = "op-Zq4-never-inline"
+
+
+def test_operator_token_reaches_the_app_from_the_chart_secret(chart: helm.Chart) -> None:
+    rendered = render(chart, {"secrets": {"operatorToken": OPERATOR_TOKEN}})
+    secret = rendered.one("Secret")
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == {"operator-token": OPERATOR_TOKEN}
+    env = rendered.env()
+    assert env["DRAINER__SERVER__OPERATOR_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": FULLNAME,
+        "key": "operator-token",
+    }
+    assert "DRAINER__SERVER__ADMIN_TOKEN" not in env
+    encoded = base64.b64encode(OPERATOR_TOKEN.encode()).decode()
+    for template in ("configmap.yaml", "deployment.yaml"):
+        assert OPERATOR_TOKEN not in rendered.text[template]
+        assert encoded not in rendered.text[template]
+
+
 def test_existing_secret_is_referenced_by_name(chart: helm.Chart) -> None:
     rendered = render(
         chart,
@@ -513,7 +533,10 @@ def app_settings(rendered: Rendered, tmp_path: Path, secrets: dict[str, str]) ->
         elif "fieldRef" in var["valueFrom"]:
             env[name] = fields[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
-            env[name] = secrets[var["valueFrom"]["secretKeyRef"]["key"]]
+            ref = var["valueFrom"]["secretKeyRef"]
+            if ref.get("optional") and ref["key"] not in secrets:
+                continue  # an optional key the Secret lacks: Kubernetes sets nothing
+            env[name] = secrets[ref["key"]]
     return load_settings(config, env=env)
 
 

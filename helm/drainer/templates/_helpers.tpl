@@ -63,7 +63,7 @@ there is none (no existing Secret and nothing to put in a chart-created one).
 {{- define "drainer.secretName" -}}
 {{- if .Values.secrets.existingSecret }}
 {{- .Values.secrets.existingSecret }}
-{{- else if or .Values.secrets.databasePassword .Values.secrets.adminToken .Values.secrets.redisPassword }}
+{{- else if or .Values.secrets.databasePassword .Values.secrets.adminToken .Values.secrets.operatorToken .Values.secrets.redisPassword }}
 {{- include "drainer.fullname" . }}
 {{- end }}
 {{- end }}
