@@ -58,6 +58,8 @@ def _partition(p: inspect.PartitionPending) -> PartitionPending:
         oldest_pending_idle_ms=p.oldest_pending_idle_ms,
         max_deliveries=p.max_deliveries,
         deliveries=p.deliveries,
+        held_by_hyperswitch=p.held_by_hyperswitch,
+        hyperswitch_lock_ttl_ms=p.hyperswitch_lock_ttl_ms,
     )
 
 
@@ -66,7 +68,11 @@ async def pending_summary(
     drainer: DrainerDep,
     tenant: Annotated[str | None, Query(description="Only this tenant.", max_length=200)] = None,
     nonempty: Annotated[
-        bool, Query(description="Only partitions with a backlog or pending entries.")
+        bool,
+        Query(
+            description="Only partitions with a backlog or pending entries, or held by "
+            "Hyperswitch's Rust drainer."
+        ),
     ] = False,
 ) -> PendingSummary:
     """Per tenant and partition: backlog, pending entries per consumer, oldest pending age.
@@ -78,7 +84,11 @@ async def pending_summary(
     tenants = []
     for store in stores:
         seen = await inspect.tenant_pending(store.redis, store.id, store.layout, group)
-        parts = [p for p in seen.partitions if p.backlog or p.pending or not nonempty]
+        parts = [
+            p
+            for p in seen.partitions
+            if p.backlog or p.pending or p.held_by_hyperswitch or not nonempty
+        ]
         tenants.append(
             TenantPending(
                 tenant=seen.tenant,

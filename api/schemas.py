@@ -130,6 +130,14 @@ class PartitionPending(_Body):
     )
     max_deliveries: int = Field(description="Most deliveries of any pending entry.")
     deliveries: int = Field(description="Deliveries summed over the pending entries.")
+    held_by_hyperswitch: bool = Field(
+        False,
+        description="Hyperswitch's Rust drainer holds the partition's lock key "
+        "(`<stream>_in_use`); with `honour_hyperswitch_lock` this drainer leaves it alone.",
+    )
+    hyperswitch_lock_ttl_ms: int | None = Field(
+        None, description="The lock key's remaining time to live; null when not held or no expiry."
+    )
 
 
 class TenantPending(_Body):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings, SettingsError, hyperswitch_config_path, load_settings
 from app.telemetry import configure_logging
 
 T = TypeVar("T")
@@ -29,6 +30,22 @@ ConfigOption = Annotated[
         "--config", "-c", help="TOML settings file (env DRAINER__SECTION__KEY overrides it)."
     ),
 ]
+
+#: ``run``'s config option also takes the flags of Hyperswitch's drainer binary.
+RunConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        "--config-path",
+        "-f",
+        help="TOML settings file (env DRAINER__SECTION__KEY overrides it). Without it: "
+        "$CONFIG_DIR/<RUN_ENV file> when RUN_ENV or CONFIG_DIR is set and the file exists, "
+        "as Hyperswitch's drainer finds it; else no file.",
+    ),
+]
+#: Hyperswitch's drainer takes ``-f FILE`` / ``--config-path FILE`` with no subcommand.
+HYPERSWITCH_FLAGS = ("-f", "--config-path")
 
 
 @cli.callback()
@@ -49,7 +66,7 @@ def _run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 @cli.command()
 def run(
-    config: ConfigOption = None,
+    config: RunConfigOption = None,
     burst: Annotated[
         bool, typer.Option("--burst", help="Drain until every partition is empty, then exit 0.")
     ] = False,
@@ -57,12 +74,16 @@ def run(
     """Run the drainer: the consumer loop and the operator API."""
     from app.lifecycle import run_drainer
 
+    if config is None:
+        config = hyperswitch_config_path()
     try:
         settings = load_settings(config)
     except SettingsError as exc:
         typer.echo(f"drainer: bad settings: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
+    if config is not None:
+        logging.getLogger("drainer.cli").info("settings file: %s", config)
     try:
         code = _run_loop(run_drainer(settings, burst=burst))
     except ValueError as exc:  # start-up problems a user must fix (missing schema, bad keys)
@@ -357,9 +378,29 @@ def dialect(
     typer.echo(describe(found), nl=False)
 
 
+def hyperswitch_argv(args: list[str]) -> list[str]:
+    """``args`` with ``run`` put first where Hyperswitch's drainer binary would run.
+
+    That binary has no subcommands: ``drainer -f FILE`` (``--config-path FILE``) runs it,
+    and so does a bare ``drainer`` (its images' default command), which then reads
+    ``$CONFIG_DIR/<RUN_ENV file>``. A bare ``drainer`` runs only when that file exists;
+    else it prints the help, as before.
+    """
+    if not args:
+        return ["run"] if hyperswitch_config_path() is not None else args
+    first = args[0]
+    if (
+        first in HYPERSWITCH_FLAGS
+        or first.startswith("--config-path=")
+        or (first.startswith("-f") and not first.startswith("--"))
+    ):
+        return ["run", *args]
+    return args
+
+
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="drainer")
+    cli(args=hyperswitch_argv(sys.argv[1:]), prog_name="drainer")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,7 @@ from consumers.partition import ConsumerOptions, wait_or_stop
 from consumers.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.trace import SpanProcessor
 
 log = logging.getLogger("drainer")
@@ -61,6 +62,7 @@ def consumer_options(settings: Settings) -> ConsumerOptions:
         max_batch_bytes=d.max_batch_bytes,
         consumer_sweep_idle_ms=d.consumer_sweep_idle_ms,
         consumer_sweep_interval_ms=d.consumer_sweep_interval_ms,
+        honour_hyperswitch_lock=d.honour_hyperswitch_lock,
     )
 
 
@@ -120,6 +122,7 @@ class Drainer:
         burst: bool = False,
         serve_api: bool | None = None,
         span_processors: Sequence[SpanProcessor] = (),
+        metric_readers: Sequence[MetricReader] = (),
     ) -> None:
         if not stores:
             raise ValueError("the drainer needs at least one tenant store")
@@ -137,7 +140,9 @@ class Drainer:
         self.stop_reason: str | None = None
         self.server: Any = None
         # metrics and traces; span_processors add receivers of spans (tests, embedding)
-        self.telemetry = Telemetry(settings, self.stores, span_processors=span_processors)
+        self.telemetry = Telemetry(
+            settings, self.stores, span_processors=span_processors, metric_readers=metric_readers
+        )
 
     def request_stop(self, reason: str = "requested") -> None:
         """Begin a graceful shutdown (idempotent; safe from a signal handler)."""

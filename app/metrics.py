@@ -127,7 +127,7 @@ class DrainerMetrics:
             readers: list[MetricReader] = [
                 PrometheusMetricReader(registry=self.registry, scope_info_enabled=False)
             ]
-            readers.extend(_otlp_reader(otlp_endpoint))
+            readers.extend(otlp_readers(otlp_endpoint))
             self.provider = MeterProvider(
                 metric_readers=readers,
                 resource=resource,
@@ -283,7 +283,8 @@ class DrainerMetrics:
             provider.shutdown()
 
 
-def _otlp_reader(endpoint: str | None) -> list[MetricReader]:
+def otlp_readers(endpoint: str | None) -> list[MetricReader]:
+    """A periodic OTLP/HTTP reader to ``endpoint`` (none if unset or not installed)."""
     if not endpoint:
         return []
     try:

@@ -140,6 +140,7 @@ DEFAULT_CONSUMER_SWEEP_IDLE_MS = 3_600_000
 DEFAULT_CONSUMER_SWEEP_INTERVAL_MS = 300_000
 DEFAULT_RETRY_BACKOFF_BASE_MS = 100
 DEFAULT_RETRY_BACKOFF_MAX_MS = 30_000
+DEFAULT_HONOUR_HYPERSWITCH_LOCK = True
 
 # [master_database]
 DEFAULT_DB_HOST = "127.0.0.1"
@@ -168,7 +169,7 @@ DEFAULT_REDIS_POOL_SIZE = 20
 DEFAULT_SERVER_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8080
 
-# [multitenancy] — the single tenant used when multitenancy is disabled
+# [multitenancy] — the single tenant drained when no [multitenancy.tenants] are configured
 DEFAULT_TENANT_ID = "public"
 DEFAULT_TENANT_SCHEMA = "public"
 DEFAULT_TENANT_REDIS_KEY_PREFIX = ""
@@ -177,6 +178,7 @@ DEFAULT_TENANT_REDIS_KEY_PREFIX = ""
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_LOG_FORMAT: Literal["text", "json"] = "text"
 DEFAULT_SERVICE_NAME = "drainer"
+DEFAULT_HYPERSWITCH_METRICS = False
 
 _POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "postgresql+asyncpg"})
 _SQLALCHEMY_SCHEME = "postgresql+asyncpg"
@@ -424,6 +426,11 @@ class DrainerSettings(_Section):
         DEFAULT_CONSUMER_SWEEP_INTERVAL_MS,
         ge=1,
         description="Each partition's group is swept of stale consumers about this often.",
+    )
+    honour_hyperswitch_lock: bool = Field(
+        DEFAULT_HONOUR_HYPERSWITCH_LOCK,
+        description="Leave a partition alone while Hyperswitch's Rust drainer holds its "
+        "`<stream key>_in_use` lock (cutover); false once no Rust drainer runs.",
     )
 
     @model_validator(mode="before")
@@ -735,10 +742,10 @@ class MultitenancySettings(_Section):
 
     @model_validator(mode="after")
     def _check_tenants(self) -> MultitenancySettings:
-        if not self.enabled:
-            return self
+        # Every listed tenant is drained, enabled or not (as Hyperswitch's Rust drainer
+        # does), so the uniqueness checks apply whenever tenants are listed.
         problems: list[tuple[str, str]] = []
-        if not self.tenants:
+        if self.enabled and not self.tenants:
             problems.append(
                 (
                     "tenants",
@@ -872,6 +879,10 @@ class TelemetrySettings(_Section):
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP collector URL.")
     traces_enabled: bool = True
     metrics_enabled: bool = True
+    hyperswitch_metrics: bool = Field(
+        DEFAULT_HYPERSWITCH_METRICS,
+        description="Also export Hyperswitch's drainer metrics (meter DRAINER) over OTLP.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -902,6 +913,14 @@ class TelemetrySettings(_Section):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _check_hyperswitch_metrics(self) -> TelemetrySettings:
+        if self.hyperswitch_metrics and self.otlp_endpoint is None:
+            _raise_if(
+                [("hyperswitch_metrics", "needs telemetry.otlp_endpoint (they are sent over OTLP)")]
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -1028,16 +1047,19 @@ class Settings(BaseSettings):
     def tenants(self) -> list[TenantConfig]:
         """The tenants to drain, in configuration order.
 
-        With multitenancy disabled: the one tenant ``public`` (schema ``public``, no Redis
-        key prefix), whatever ``multitenancy.tenants`` holds.
+        Every ``[multitenancy.tenants.<id>]``, whatever ``multitenancy.enabled`` says: the
+        tenant set Hyperswitch's Rust drainer drains (its ``main.rs`` opens a store for each
+        entry of ``multitenancy.tenants`` and never reads ``enabled``; ``global_tenant`` is
+        not drained). With no tenants listed and multitenancy disabled: the one tenant
+        ``public`` (schema ``public``, no Redis key prefix).
         """
-        if not self.multitenancy.enabled:
-            return [
-                TenantConfig(
-                    DEFAULT_TENANT_ID, DEFAULT_TENANT_SCHEMA, DEFAULT_TENANT_REDIS_KEY_PREFIX
-                )
-            ]
         if not self.multitenancy.tenants:
+            if not self.multitenancy.enabled:
+                return [
+                    TenantConfig(
+                        DEFAULT_TENANT_ID, DEFAULT_TENANT_SCHEMA, DEFAULT_TENANT_REDIS_KEY_PREFIX
+                    )
+                ]
             raise SettingsError(
                 "multitenancy.tenants: must define at least one tenant when "
                 "multitenancy.enabled is true"
@@ -1049,6 +1071,45 @@ class Settings(BaseSettings):
 
 
 # --------------------------------------------------------------------------- loading
+
+#: Variable naming Hyperswitch's environment (``crates/router_env/src/env.rs``).
+RUN_ENV_VAR = "RUN_ENV"
+#: Variable naming the directory of Hyperswitch's config files.
+CONFIG_DIR_VAR = "CONFIG_DIR"
+#: Hyperswitch's config directory when ``CONFIG_DIR`` is unset.
+DEFAULT_CONFIG_DIR = "config"
+#: The environment of a release build of Hyperswitch when ``RUN_ENV`` is unset or unknown.
+DEFAULT_RUN_ENV = "production"
+#: ``RUN_ENV`` values Hyperswitch parses (exact, lower case), and the file each one reads.
+RUN_ENV_FILES: dict[str, str] = {
+    "development": "development.toml",
+    "integ": "development.toml",
+    "sandbox": "sandbox.toml",
+    "production": "production.toml",
+}
+
+
+def hyperswitch_config_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file Hyperswitch's binary reads when given no ``-f``, if set up and present.
+
+    Hyperswitch's rule (``router_env::Config::config_path``): ``<CONFIG_DIR>/<file>``, where
+    ``CONFIG_DIR`` defaults to ``config`` (relative to the working directory, or to
+    ``$CARGO_MANIFEST_DIR/../..`` when that is set) and the file is ``production.toml``,
+    ``sandbox.toml`` or, for any other environment, ``development.toml``; ``RUN_ENV``
+    unset or not one of its environments means ``production`` (a release build).
+
+    None unless ``RUN_ENV`` or ``CONFIG_DIR`` is set and that file exists: without either
+    variable the drainer reads no file, as before.
+    """
+    environ = os.environ if env is None else env
+    if RUN_ENV_VAR not in environ and CONFIG_DIR_VAR not in environ:
+        return None
+    run_env = environ.get(RUN_ENV_VAR, DEFAULT_RUN_ENV)
+    name = RUN_ENV_FILES.get(run_env, RUN_ENV_FILES[DEFAULT_RUN_ENV])
+    manifest = environ.get("CARGO_MANIFEST_DIR")
+    base = Path(manifest).parent.parent if manifest else Path(".")
+    path = base / environ.get(CONFIG_DIR_VAR, DEFAULT_CONFIG_DIR) / name
+    return path if path.is_file() else None
 
 
 def load_settings(

@@ -17,11 +17,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 
 from app.escaping import escape_text, printable
-from app.metrics import DrainerMetrics, HealthSource, PendingMonitor
+from app.hyperswitch_metrics import MS_PER_S, PARSE_FAIL_OPERATION, HyperswitchMetrics
+from app.metrics import DrainerMetrics, HealthSource, PendingMonitor, otlp_readers
 from app.tracing import BatchTracer, make_span_recorder
 from consumers.group import ReadMode, ReadResult
 from consumers.observe import NO_OBSERVER, PARSE_ERROR_CLASSES, DrainObserver, ErrorClass
@@ -161,14 +163,25 @@ class TenantObserver(DrainObserver):
         registry: ModelRegistry,
         metrics: DrainerMetrics,
         tracer: BatchTracer | None,
+        hyperswitch: HyperswitchMetrics | None = None,
     ) -> None:
         self.tenant = tenant
         self.registry = registry
         self.metrics = metrics
         self.tracer = tracer
+        self.hyperswitch = hyperswitch
         self._labels = {"tenant": tenant}
         # attribute dicts reused per (operation, table): built once, not per entry
         self._op_labels: dict[tuple[OpKind, str], dict[str, str]] = {}
+        self._hs_labels: dict[tuple[OpKind, str], dict[str, str]] = {}
+
+    def _hs_op(self, kind: OpKind, table: str) -> dict[str, str]:
+        """Hyperswitch's attributes of a query: operation and table, no tenant."""
+        labels = self._hs_labels.get((kind, table))
+        if labels is None:
+            labels = {"operation": kind.value, "table": table}
+            self._hs_labels[kind, table] = labels
+        return labels
 
     def _op(self, kind: OpKind, table: str) -> dict[str, str]:
         labels = self._op_labels.get((kind, table))
@@ -182,6 +195,8 @@ class TenantObserver(DrainObserver):
         self.metrics.jobs_picked.add(count, {"tenant": self.tenant, "stream": stream})
         if read.mode is ReadMode.CLAIMED:
             self.metrics.claims.add(count, self._labels)
+        if self.hyperswitch is not None:
+            self.hyperswitch.jobs_picked_per_stream.add(count, {"stream": stream})
 
     def batch_done(
         self,
@@ -197,6 +212,7 @@ class TenantObserver(DrainObserver):
         committed: Counter[tuple[OpKind, str]] = Counter()
         outcomes: Counter[str] = Counter()
         pushed: list[float] = []
+        hs = self.hyperswitch
         for handled in result.handled:
             outcomes[handled.outcome.value] += 1
             entry = handled.entry
@@ -207,16 +223,26 @@ class TenantObserver(DrainObserver):
                 envelope = entry.context[1] if isinstance(entry.context, tuple) else None
                 if envelope is not None:
                     pushed.append(envelope.pushed_at)
+                    if hs is not None and op is not None:
+                        # Hyperswitch: whole seconds, one point per entry
+                        delay = max(0, int(now_s) - int(envelope.pushed_at))
+                        hs.drainer_delay_seconds.record(
+                            delay, self._hs_op(op.kind, self._table(op.tag, op.kind))
+                        )
             elif handled.outcome is Outcome.DEAD:
-                self._dead(handled.error)
+                self._dead(handled.error, entry)
         for pushed_at in _evenly_spaced(pushed, DELAY_SAMPLES_PER_BATCH):
             m.delay_seconds.record(max(0.0, now_s - pushed_at), self._labels)
         for (kind, table), count in committed.items():
             m.successful_queries.add(count, self._op(kind, table))
+            if hs is not None:
+                hs.successful_query_execution.add(count, self._hs_op(kind, table))
         for outcome, count in outcomes.items():
             m.entries.add(count, {"tenant": self.tenant, "outcome": outcome})
         if result.retry is not None:
             m.errors.add(1, {"tenant": self.tenant, "class": ErrorClass.QUERY.value})
+            if hs is not None:
+                self._hs_query_error(result.retry)
         m.batches.add(1, {"tenant": self.tenant, "result": "ok"})
         m.batch_seconds.record((ended_ns - started_ns) / NS_PER_S, self._labels)
         if self.tracer is not None:
@@ -228,11 +254,23 @@ class TenantObserver(DrainObserver):
         except DrainerDbError:
             return tag
 
-    def _dead(self, error: DrainerDbError | None) -> None:
+    def _dead(self, error: DrainerDbError | None, entry: BatchEntry) -> None:
         error_class = error.error_class if error is not None else "unknown"
         self.metrics.dead_letters.add(1, {"tenant": self.tenant, "error_class": error_class})
         where = ErrorClass.PARSE if error_class in PARSE_ERROR_CLASSES else ErrorClass.QUERY
         self.metrics.errors.add(1, {"tenant": self.tenant, "class": where.value})
+        hs = self.hyperswitch
+        if hs is not None:
+            if where is ErrorClass.PARSE:
+                hs.stream_parse_fail.add(1, {"operation": PARSE_FAIL_OPERATION})
+            else:
+                self._hs_query_error(entry)
+
+    def _hs_query_error(self, entry: BatchEntry) -> None:
+        op = entry.operation
+        if self.hyperswitch is not None and op is not None:
+            labels = self._hs_op(op.kind, self._table(op.tag, op.kind))
+            self.hyperswitch.errors_while_query_execution.add(1, labels)
 
     def batch_failed(
         self, stream: str, batch: Sequence[BatchEntry], error: BaseException, started_ns: int
@@ -247,6 +285,10 @@ class TenantObserver(DrainObserver):
 
     def statement(self, kind: OpKind, table: str, duration_s: float, rows: int) -> None:
         self.metrics.query_seconds.record(duration_s, self._op(kind, table))
+        if self.hyperswitch is not None:
+            self.hyperswitch.query_execution_time.record(
+                duration_s * MS_PER_S, self._hs_op(kind, table)
+            )
 
 
 class Telemetry:
@@ -258,7 +300,9 @@ class Telemetry:
         stores: Mapping[str, Store],
         *,
         span_processors: Sequence[SpanProcessor] = (),
+        metric_readers: Sequence[MetricReader] = (),
     ) -> None:
+        """``metric_readers`` also read Hyperswitch's metrics, when they are on (tests)."""
         tel = settings.telemetry
         self.settings = settings
         resource = Resource.create(
@@ -273,6 +317,15 @@ class Telemetry:
         self.spans = (
             make_span_recorder(tel.service_name, tel.otlp_endpoint, span_processors, resource)
             if tel.traces_enabled
+            else None
+        )
+        # Hyperswitch's names over OTLP: built only when asked for (else no work at all)
+        self.hyperswitch = (
+            HyperswitchMetrics(
+                resource=resource,
+                readers=[*otlp_readers(tel.otlp_endpoint), *metric_readers],
+            )
+            if tel.hyperswitch_metrics
             else None
         )
         first = next(iter(stores.values()))
@@ -309,10 +362,10 @@ class Telemetry:
         return self.spans is not None
 
     def _observer(self, tenant_id: str, registry: ModelRegistry) -> DrainObserver:
-        if not self.metrics.enabled and self.spans is None:
+        if not self.metrics.enabled and self.spans is None and self.hyperswitch is None:
             return NO_OBSERVER  # nothing to record: keep the hot path bare
         tracer = BatchTracer(self.spans, tenant_id) if self.spans is not None else None
-        return TenantObserver(tenant_id, registry, self.metrics, tracer)
+        return TenantObserver(tenant_id, registry, self.metrics, tracer, self.hyperswitch)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the backlog gauges fresh until ``stop`` (the drainer holds this task)."""
@@ -324,6 +377,8 @@ class Telemetry:
     def shutdown(self) -> None:
         """Flush and stop the exporters (idempotent)."""
         self.metrics.shutdown()
+        if self.hyperswitch is not None:
+            self.hyperswitch.shutdown()
         if self.spans is not None:
             spans, self.spans = self.spans, None
             spans.shutdown()

@@ -1,8 +1,8 @@
 """One partition stream seen through its consumer group: exclusive reads, claims, acks.
 
 The group's pending-entries list (PEL) is the only record of who works a
-partition. :data:`READ_SCRIPT` checks it and reads in one server-side step that
-touches one key, so it also holds on Redis Cluster.
+partition. :data:`READ_SCRIPT` checks it (and Hyperswitch's lock key of the
+stream, same hash tag) and reads in one server-side step in one cluster slot.
 """
 
 from __future__ import annotations
@@ -18,11 +18,27 @@ from redis.exceptions import ResponseError
 
 RedisClient = Redis | RedisCluster
 
-# KEYS[1] stream; ARGV group, consumer, count, claim_min_idle_ms, max_bytes.
+HYPERSWITCH_LOCK_SUFFIX = "_in_use"
+
+
+def hyperswitch_lock_key(stream_key: str) -> str:
+    """The key Hyperswitch's Rust drainer sets (``SET NX EX``) while it works a partition.
+
+    ``[<redis_key_prefix>:]{shard_N}_<stream_name>_in_use``: the stream key with
+    ``_in_use`` appended, under the same prefix and ``{shard_N}`` hash tag.
+    """
+    return stream_key + HYPERSWITCH_LOCK_SUFFIX
+
+
+# KEYS[1] stream, optional KEYS[2] Hyperswitch's lock key of the stream (same
+# {shard_N} hash tag, so same cluster slot); ARGV group, consumer, count,
+# claim_min_idle_ms, max_bytes.
 # Returns {mode, entries, owner}: "new" entries never delivered before, "own"
 # entries this consumer already holds, "claimed" entries just taken over from
-# consumers idle past claim_min_idle_ms, or "busy" when a live consumer holds
-# entries of this partition (then nothing is read).
+# consumers idle past claim_min_idle_ms, "busy" when a live consumer holds
+# entries of this partition, or "hyperswitch" while KEYS[2] exists (Hyperswitch's
+# Rust drainer works the partition); on both nothing is read or claimed.
+# KEYS[2] is only read (EXISTS), never set.
 # With max_bytes > 0 the count is first cut to the entries whose fields fit in
 # max_bytes (at least one, so an entry larger than the budget is read alone):
 # XRANGE peeks in chunks of 1, 2, 4, ... so big entries are never all loaded
@@ -31,6 +47,7 @@ READ_SCRIPT = """
 local key, group, me = KEYS[1], ARGV[1], ARGV[2]
 local count, min_idle = tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_bytes = tonumber(ARGV[5] or '0')
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return {'hyperswitch', {}, false} end
 local function fitting(cursor, last, mine)
   local n, bytes, chunk = 0, 0, 1
   while n < count do
@@ -186,6 +203,8 @@ class ReadMode(enum.StrEnum):
     OWN = "own"
     CLAIMED = "claimed"
     BUSY = "busy"
+    HYPERSWITCH = "hyperswitch"
+    """Hyperswitch's Rust drainer holds the partition's lock key: nothing read."""
 
 
 @dataclass(slots=True)
@@ -223,9 +242,19 @@ def _fields(raw: Any) -> dict[str, str] | None:
 class StreamGroup:
     """Consumer-group operations on one partition stream for one consumer."""
 
-    def __init__(self, redis: RedisClient, key: str, group: str, consumer: str) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        key: str,
+        group: str,
+        consumer: str,
+        *,
+        honour_hyperswitch_lock: bool = True,
+    ) -> None:
         self.redis = redis
         self.key = key
+        # read keys: the stream, then (when honoured) Hyperswitch's lock key
+        self._read_keys = [key, hyperswitch_lock_key(key)] if honour_hyperswitch_lock else [key]
         self.group = group
         self.consumer = consumer
         self._read = redis.register_script(READ_SCRIPT)
@@ -247,10 +276,12 @@ class StreamGroup:
         """Read up to ``count`` entries if this consumer may work the partition now.
 
         With ``max_bytes`` > 0, only as many entries as fit in that many bytes of
-        ids, field names and values (always at least one).
+        ids, field names and values (always at least one). While Hyperswitch's
+        Rust drainer holds the partition's lock key (when honoured), mode
+        ``hyperswitch`` and nothing read.
         """
         reply = await self._read(
-            keys=[self.key],
+            keys=self._read_keys,
             args=[self.group, self.consumer, count, claim_min_idle_ms, max_bytes],
         )
         mode = ReadMode(reply[0])

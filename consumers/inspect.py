@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 
 from consumers.dead_letter import DeadLetter, DeadLetterStream
 from consumers.entry import decode_entry
-from consumers.group import RedisClient, parse_entry_id
+from consumers.group import RedisClient, hyperswitch_lock_key, parse_entry_id
 from consumers.streams import StreamLayout
 from db.errors import DrainerDbError
 from db.models import ModelRegistry
@@ -79,6 +79,10 @@ class PartitionPending:
     oldest_pending_idle_ms: int | None = None
     max_deliveries: int = 0
     deliveries: int = 0
+    #: Hyperswitch's Rust drainer holds the partition's lock key (we leave it alone).
+    held_by_hyperswitch: bool = False
+    #: The lock key's remaining time to live (PTTL); None when it has no expiry.
+    hyperswitch_lock_ttl_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +115,17 @@ def _pending_summary(reply: Any) -> tuple[int, dict[str, int]]:
     return int(reply.get("pending") or 0), consumers
 
 
+def _lock_ttl(part: PartitionPending, reply: Any) -> None:
+    """PTTL of the lock key: -2 not held, -1 held without expiry, else ms left."""
+    if isinstance(reply, Exception):
+        raise reply
+    ttl = int(reply)
+    if ttl == -2:
+        return
+    part.held_by_hyperswitch = True
+    part.hyperswitch_lock_ttl_ms = ttl if ttl >= 0 else None
+
+
 def _length(reply: Any) -> int:
     if isinstance(reply, Exception):
         raise reply
@@ -128,7 +143,9 @@ async def tenant_pending(
     """Backlog and pending entries of every partition of a tenant.
 
     With ``detail`` False only lengths and pending counts are read (two commands
-    per partition, one round trip): what the pending-entries gauge needs.
+    per partition, one round trip): what the pending-entries gauge needs. With
+    ``detail`` the same round trip also reads each partition's oldest entry and
+    the PTTL of Hyperswitch's lock key (``-2``: not held).
     """
     streams = layout.all_streams()
     pipe = redis.pipeline(transaction=False)
@@ -137,9 +154,10 @@ async def tenant_pending(
         pipe.xpending(stream, group)
         if detail:
             pipe.xrange(stream, count=1)
+            pipe.pttl(hyperswitch_lock_key(stream))
     pipe.xlen(layout.dead_letter_key)
     replies = await pipe.execute(raise_on_error=False)
-    step = 3 if detail else 2
+    step = 4 if detail else 2
     partitions: list[PartitionPending] = []
     for n, stream in enumerate(streams):
         base = n * step
@@ -147,6 +165,8 @@ async def tenant_pending(
         part = PartitionPending(n, stream, _length(replies[base]), pending, consumers)
         if detail and isinstance(replies[base + 2], list) and replies[base + 2]:
             part.oldest_entry_id = str(replies[base + 2][0][0])
+        if detail:
+            _lock_ttl(part, replies[base + 3])
         partitions.append(part)
     summary = TenantPending(tenant, partitions, _length(replies[-1]))
     if detail:

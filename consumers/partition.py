@@ -60,6 +60,7 @@ class ConsumerOptions:
     max_batch_bytes: int = 16 * 1024 * 1024
     consumer_sweep_idle_ms: int = 3_600_000
     consumer_sweep_interval_ms: int = 300_000
+    honour_hyperswitch_lock: bool = True
 
 
 @dataclass(slots=True)
@@ -142,7 +143,11 @@ class PartitionWorker:
         self.stop = stop
         self.burst = burst
         self.group = StreamGroup(
-            redis, tenant.layout.stream_key(partition), options.group, options.consumer
+            redis,
+            tenant.layout.stream_key(partition),
+            options.group,
+            options.consumer,
+            honour_hyperswitch_lock=options.honour_hyperswitch_lock,
         )
         self.read_count = min(INITIAL_READ_COUNT, options.max_read_count)
         self.idle_ms = options.loop_interval_ms
@@ -193,7 +198,7 @@ class PartitionWorker:
             except RedisError as exc:
                 return self._failed("redis", exc)
             health.redis_ok = True
-            if read.mode is ReadMode.BUSY:
+            if read.mode is ReadMode.BUSY or read.mode is ReadMode.HYPERSWITCH:
                 return self._idle()
             if not read.entries:
                 if self.burst and read.mode is ReadMode.NEW:

@@ -612,8 +612,13 @@ def test_redis_url_forms() -> None:
 
 
 def test_tenants_when_multitenancy_is_disabled() -> None:
+    # every listed tenant, enabled or not, as Hyperswitch's Rust drainer (main.rs)
     settings = load_settings(HYPERSWITCH_FILE, env={"DRAINER__MULTITENANCY__ENABLED": "false"})
-    assert settings.tenants() == [TenantConfig("public", "public", "")]
+    assert settings.tenants() == [
+        TenantConfig("public", "public", ""),
+        TenantConfig("tenant_a", "tenant_a", "tenant_a"),
+    ]
+    assert load_settings(env={}).tenants() == [TenantConfig("public", "public", "")]
 
 
 def test_tenants_keep_configuration_order(tmp_path: Path) -> None:
