@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -11,12 +12,24 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app.settings import Settings, SettingsError, hyperswitch_config_path, load_settings
+from app.settings import (
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    hyperswitch_config_path,
+    load_settings,
+)
 from app.telemetry import configure_logging
 
 T = TypeVar("T")
 #: Columns of the benchmark report when stdout is not a terminal.
 REPORT_WIDTH = 150
+
+#: What `drainer run` says when it is given no settings at all.
+NO_SETTINGS_MESSAGE = (
+    "drainer: no settings given: pass --config FILE (or -f FILE), or set "
+    "DRAINER__<SECTION>__<KEY> variables (e.g. DRAINER__MASTER_DATABASE__URL)"
+)
 
 cli = typer.Typer(
     add_completion=False,
@@ -76,6 +89,10 @@ def run(
 
     if config is None:
         config = hyperswitch_config_path()
+    if config is None and not any(name.startswith(ENV_PREFIX) for name in os.environ):
+        # defaults alone would drain Redis db 0 into database `postgres`: never a choice
+        typer.echo(NO_SETTINGS_MESSAGE, err=True)
+        raise typer.Exit(2)
     try:
         settings = load_settings(config)
     except SettingsError as exc:
