@@ -14,6 +14,7 @@ See ``docs/configuration.md`` for the reference of every key.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -186,6 +187,9 @@ _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POSTGRES_MAX_IDENTIFIER_LENGTH = 63
+#: How close a misspelt key must be to a real one to be suggested (difflib ratio).
+SUGGEST_CUTOFF = 0.75
+
 _DOTTED_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _DIALECT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _SECRET_KEYS = frozenset({"password", "admin_token", "operator_token", "url"})
@@ -1198,13 +1202,13 @@ def _is_hyperswitch_key(model: type[BaseModel], key: str) -> bool:
 
 def _walk_file(
     model: type[BaseModel], data: Mapping[str, Any], path: tuple[str, ...]
-) -> Iterator[tuple[tuple[str, ...], bool]]:
-    """Yield (path, is_hyperswitch) for every key in ``data`` the model does not read."""
+) -> Iterator[tuple[tuple[str, ...], bool, type[BaseModel]]]:
+    """Yield (path, is_hyperswitch, model looked in) for every key the model does not read."""
     for key, value in data.items():
         here = (*path, key)
         field = _lookup(model, key, fold_case=False)
         if field is None:
-            yield here, _is_hyperswitch_key(model, key)
+            yield here, _is_hyperswitch_key(model, key), model
             continue
         sub = _model_of(field.annotation)
         is_dict, value_type = _dict_value_type(field.annotation)
@@ -1239,18 +1243,56 @@ def _classify_env(model: type[BaseModel], parts: Sequence[str]) -> str:
     return "unknown"
 
 
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _did_you_mean(key: str, model: type[BaseModel], *, upper: bool = False) -> str:
+    names = _field_names(model)
+    found = difflib.get_close_matches(key.lower(), names, n=1, cutoff=SUGGEST_CUTOFF)
+    if not found:
+        return ""
+    return f" (did you mean {found[0].upper() if upper else found[0]}?)"
+
+
+def _env_section_model(parts: Sequence[str]) -> tuple[type[BaseModel], int] | None:
+    """The model (and depth) where an unknown variable's last key was looked up, when the
+    variable names one of the drainer's own sections; None for other sections."""
+    model: type[BaseModel] = Settings
+    depth = 0
+    while depth < len(parts) - 1:
+        field = _lookup(model, parts[depth], fold_case=True)
+        if field is None:
+            break
+        sub = _model_of(field.annotation)
+        is_dict, value_type = _dict_value_type(field.annotation)
+        if sub is not None:
+            model, depth = sub, depth + 1
+        elif is_dict and (item := _model_of(value_type)) is not None and depth + 2 < len(parts):
+            model, depth = item, depth + 2
+        else:
+            break
+    return (model, depth) if depth >= 1 else None
+
+
 def _report_ignored(
     file_data: Mapping[str, Any], env: Mapping[str, str], path: Path | None
 ) -> None:
-    """Log ONE warning naming every section, key and variable the drainer does not read."""
+    """Refuse unknown keys in the drainer's own sections (with a suggestion); log ONE
+    warning naming every other section, key and variable the drainer does not read."""
     sections: list[str] = []
     keys: list[str] = []
     variables: list[str] = []
     hyperswitch: list[str] = []
-    for key_path, is_hyperswitch in _walk_file(Settings, file_data, ()):
+    problems: list[str] = []
+    origin_of = f" in {path}" if path is not None else ""
+    for key_path, is_hyperswitch, model in _walk_file(Settings, file_data, ()):
         dotted = ".".join(key_path)
         if is_hyperswitch:
             hyperswitch.append(dotted)
+        elif len(key_path) >= 2 and model is not Settings:
+            hint = _did_you_mean(key_path[-1], model)
+            problems.append(f"{dotted}: unknown key{hint}{origin_of}")
         elif len(key_path) == 1 and isinstance(file_data[key_path[0]], dict):
             sections.append(dotted)
         else:
@@ -1260,9 +1302,22 @@ def _report_ignored(
             parts = name[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER)
             verdict = _classify_env(Settings, parts)
             if verdict == "unknown":
-                variables.append(name)
+                own = _env_section_model(parts)
+                if own is None:
+                    variables.append(name)
+                    continue
+                model, depth = own
+                hint = ""
+                if len(parts) == depth + 1:
+                    suggestion = _did_you_mean(parts[-1], model, upper=True)
+                    if suggestion:
+                        prefix = ENV_NESTED_DELIMITER.join(parts[:-1]).upper()
+                        hint = suggestion.replace("mean ", f"mean {ENV_PREFIX}{prefix}__")
+                problems.append(f"{name}: unknown setting{hint}")
             elif verdict == "hyperswitch":
                 hyperswitch.append(name)
+    if problems:
+        raise SettingsError(problems)
 
     if hyperswitch:
         logger.debug(

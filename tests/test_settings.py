@@ -214,8 +214,7 @@ def test_unknown_environment_variables_are_reported_once(caplog: pytest.LogCaptu
     caplog.set_level(logging.WARNING, logger=LOGGER)
     load_settings(
         env={
-            "DRAINER__DRAINER__NUM_PARTITON": "8",
-            "DRAINER__SECRETS_MANAGEMENT__SECRETS_MANAGER": "aws_kms",
+            "DRAINER__SECRETS_MANAGEMENT__SECRETS_MANAGER": "aws_kms",  # not ours: warned
             "DRAINER__REDIS__DEFAULT_TTL": "300",  # Hyperswitch's: silent
             "DRAINER_TEST_SOMETHING": "x",  # not our prefix
         }
@@ -223,23 +222,41 @@ def test_unknown_environment_variables_are_reported_once(caplog: pytest.LogCaptu
     warnings = warnings_from(caplog)
     assert len(warnings) == 1
     message = warnings[0].getMessage()
-    assert "DRAINER__DRAINER__NUM_PARTITON" in message
     assert "DRAINER__SECRETS_MANAGEMENT__SECRETS_MANAGER" in message
     assert "DEFAULT_TTL" not in message
     assert "DRAINER_TEST_SOMETHING" not in message
 
 
-def test_unknown_key_in_a_known_section_is_reported(
+def test_a_misspelt_variable_of_our_sections_is_an_error_with_a_suggestion() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"DRAINER__DRAINER__NUM_PARTITONS": "8", "DRAINER__SERVER__ZZZ": "1"})
+    assert caught.value.problems == (
+        "DRAINER__DRAINER__NUM_PARTITONS: unknown setting "
+        "(did you mean DRAINER__DRAINER__NUM_PARTITIONS?)",
+        "DRAINER__SERVER__ZZZ: unknown setting",
+    )
+
+
+def test_unknown_key_in_a_known_section_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "[drainer]\nnum_partitons = 8\n[tables]\nreflekt = true\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path, env={})
+    assert caught.value.problems == (
+        f"drainer.num_partitons: unknown key (did you mean num_partitions?) in {path}",
+        f"tables.reflekt: unknown key (did you mean reflect?) in {path}",
+    )
+
+
+def test_unknown_sections_and_top_level_keys_are_warned_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     path = write(
-        tmp_path, "top_level_key = 1\n[drainer]\nmax_attempt = 3\n[log.console]\nlevel = 'DEBUG'\n"
+        tmp_path, "top_level_key = 1\n[drainer]\nmax_attempts = 3\n[log.console]\nlevel = 'DEBUG'\n"
     )
     load_settings(path, env={})
     (warning,) = warnings_from(caplog)
     message = warning.getMessage()
-    assert "drainer.max_attempt" in message
     assert "top_level_key" in message
     assert "[log]" in message
 
