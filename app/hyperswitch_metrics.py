@@ -10,6 +10,13 @@ Hyperswitch records per entry; the drainer records per batch with the same total
 (a counter gets ``add(n)``). Histograms of one value per entry (the delay) are
 recorded per entry; ``QUERY_EXECUTION_TIME`` gets one point per SQL statement,
 which may carry several entries (a multi-row insert).
+
+Hyperswitch removes a processed batch in two Redis calls, an ``XTRIM MINID`` up to
+the last entry (``REDIS_STREAM_TRIM_TIME``) and an ``XDEL`` of that entry
+(``REDIS_STREAM_DEL_TIME``). The drainer removes it in one script (``XACK`` and
+``XDEL`` of exactly the entries handled): its time is ``REDIS_STREAM_TRIM_TIME``,
+the call that removes the batch, and ``REDIS_STREAM_DEL_TIME`` is not exported
+(recording the same call twice would double the time a dashboard adds up).
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ HYPERSWITCH_INSTRUMENTS = (
     "STREAM_PARSE_FAIL",
     "QUERY_EXECUTION_TIME",
     "DRAINER_DELAY_SECONDS",
+    "STREAM_EMPTY",
+    "REDIS_STREAM_READ_TIME",
+    "REDIS_STREAM_TRIM_TIME",
+    "SHUTDOWN_SIGNAL_RECEIVED",
+    "SUCCESSFUL_SHUTDOWN",
+    "CLEANUP_TIME",
 )
 MS_PER_S = 1000.0
 
@@ -85,6 +98,31 @@ class HyperswitchMetrics:
         self.drainer_delay_seconds = meter.create_histogram(
             "DRAINER_DELAY_SECONDS",
             description="Whole seconds from pushed_at to commit, per entry (operation, table).",
+            explicit_bucket_boundaries_advisory=HYPERSWITCH_BUCKETS,
+        )
+
+        self.stream_empty = meter.create_counter(
+            "STREAM_EMPTY", description="Reads of a partition stream that returned nothing."
+        )
+        self.redis_stream_read_time = meter.create_histogram(
+            "REDIS_STREAM_READ_TIME",
+            description="Time of one read of a partition stream in milliseconds (stream).",
+            explicit_bucket_boundaries_advisory=HYPERSWITCH_BUCKETS,
+        )
+        self.redis_stream_trim_time = meter.create_histogram(
+            "REDIS_STREAM_TRIM_TIME",
+            description="Time of removing a processed batch from its stream in ms (stream).",
+            explicit_bucket_boundaries_advisory=HYPERSWITCH_BUCKETS,
+        )
+        self.shutdown_signal_received = meter.create_counter(
+            "SHUTDOWN_SIGNAL_RECEIVED", description="Graceful shutdowns requested."
+        )
+        self.successful_shutdown = meter.create_counter(
+            "SUCCESSFUL_SHUTDOWN", description="Shutdowns in which every batch in flight finished."
+        )
+        self.cleanup_time = meter.create_histogram(
+            "CLEANUP_TIME",
+            description="Time from the shutdown request to the consumer loop's end in ms.",
             explicit_bucket_boundaries_advisory=HYPERSWITCH_BUCKETS,
         )
 

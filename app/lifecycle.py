@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from app.settings import Settings
@@ -81,16 +82,17 @@ async def open_stores(
                     await redis.ping()
                     stores[config.id] = await Store.create(settings, config, redis=redis)
                 except (OSError, TimeoutError, RedisError, DBAPIError) as exc:
-                    if (
-                        isinstance(exc, DBAPIError)
-                        and not exc.connection_invalidated
-                        and _is_permanent(exc)
-                    ):
-                        raise
+                    what = _failed_target(settings, exc)
+                    if isinstance(exc, DBAPIError) and _never_fixes_itself(exc):
+                        # a missing role or database, a wrong password: retrying cannot help
+                        raise ValueError(
+                            f"tenant {config.id}: {what}: {_short(exc)}"
+                        ) from None
                     log.warning(
-                        "tenant %s: cannot start yet (%s); retrying in %.0fs",
+                        "tenant %s: cannot start yet: %s: %s; retrying in %.0fs",
                         config.id,
-                        exc,
+                        what,
+                        _short(exc),
                         delay_s,
                     )
                     await wait_or_stop(stop, delay_s)
@@ -105,10 +107,47 @@ async def open_stores(
     return stores
 
 
-def _is_permanent(exc: DBAPIError) -> bool:
-    from db.executor import is_permanent
+#: SQLSTATE classes at connect time that no retry fixes: authorization (28: bad password,
+#: no such role), invalid catalog (3D: no such database), invalid schema (3F).
+STARTUP_PERMANENT_SQLSTATE_CLASSES = frozenset({"28", "3D", "3F"})
 
-    return is_permanent(exc)
+
+def _never_fixes_itself(exc: DBAPIError) -> bool:
+    from db.executor import is_permanent, sqlstate_of
+
+    if exc.connection_invalidated:
+        return False
+    code = sqlstate_of(exc)
+    fatal = code is not None and code[:2] in STARTUP_PERMANENT_SQLSTATE_CLASSES
+    return fatal or is_permanent(exc)
+
+
+def _failed_target(settings: Settings, exc: BaseException) -> str:
+    """Which server failed, named without credentials: the database or Redis."""
+    if isinstance(exc, RedisError):
+        return f"Redis {_redis_target(settings)}"
+    url = make_url(settings.master_database.sqlalchemy_url())
+    where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+    return f"database {where} as {url.username or '?'}"
+
+
+def _redis_target(settings: Settings) -> str:
+    redis = settings.redis
+    if redis.cluster_enabled:
+        return "cluster " + ", ".join(redis.cluster_urls)
+    try:
+        url = make_url(redis.redis_url())
+    except Exception:  # a unix socket or an unusual form: name no part of it
+        return "(as configured)"
+    return f"{url.host or 'localhost'}:{url.port or 6379}/{url.database or 0}"
+
+
+def _short(exc: BaseException) -> str:
+    """The error's own message, without SQLAlchemy's class prefix and background link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    text = text.split(">: ", 1)[-1]
+    return text.split("\n(Background on this error", 1)[0].strip() or type(exc).__name__
 
 
 class Drainer:
@@ -150,6 +189,7 @@ class Drainer:
             self.stop_reason = reason
             log.info("shutdown requested (%s): finishing batches in flight", reason)
             self.telemetry.metrics.shutdown_signals.add(1, {"reason": reason})
+            self.telemetry.shutdown_requested()
             self._stop.set()
 
     @property
@@ -209,8 +249,10 @@ class Drainer:
         elapsed_s = time.monotonic() - started
         log.info("consumer loop stopped in %.2fs", elapsed_s)
         self.telemetry.metrics.cleanup_seconds.record(elapsed_s)
-        if not consumer.cancelled() and consumer.exception() is None:  # every batch finished
+        clean = not consumer.cancelled() and consumer.exception() is None  # every batch finished
+        if clean:
             self.telemetry.metrics.successful_shutdowns.add(1)
+        self.telemetry.shutdown_finished(elapsed_s, clean=clean)
 
     def _make_server(self) -> Any:
         import uvicorn

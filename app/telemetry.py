@@ -170,7 +170,9 @@ class TenantObserver(DrainObserver):
         self.metrics = metrics
         self.tracer = tracer
         self.hyperswitch = hyperswitch
+        self.times_redis = hyperswitch is not None
         self._labels = {"tenant": tenant}
+        self._stream_labels: dict[str, dict[str, str]] = {}
         # attribute dicts reused per (operation, table): built once, not per entry
         self._op_labels: dict[tuple[OpKind, str], dict[str, str]] = {}
         self._hs_labels: dict[tuple[OpKind, str], dict[str, str]] = {}
@@ -189,6 +191,28 @@ class TenantObserver(DrainObserver):
             labels = {"tenant": self.tenant, "operation": kind.value, "table": table}
             self._op_labels[kind, table] = labels
         return labels
+
+    def _hs_stream(self, stream: str) -> dict[str, str]:
+        labels = self._stream_labels.get(stream)
+        if labels is None:
+            labels = self._stream_labels[stream] = {"stream": stream}
+        return labels
+
+    def stream_empty(self, stream: str) -> None:
+        if self.hyperswitch is not None:
+            self.hyperswitch.stream_empty.add(1)
+
+    def stream_read_time(self, stream: str, duration_s: float) -> None:
+        if self.hyperswitch is not None:
+            self.hyperswitch.redis_stream_read_time.record(
+                duration_s * MS_PER_S, self._hs_stream(stream)
+            )
+
+    def stream_ack_time(self, stream: str, duration_s: float) -> None:
+        if self.hyperswitch is not None:
+            self.hyperswitch.redis_stream_trim_time.record(
+                duration_s * MS_PER_S, self._hs_stream(stream)
+            )
 
     def entries_read(self, stream: str, read: ReadResult) -> None:
         count = len(read.entries)
@@ -373,6 +397,18 @@ class Telemetry:
             await self.pending.run(stop)
         else:
             await stop.wait()
+
+    def shutdown_requested(self) -> None:
+        """Hyperswitch's ``SHUTDOWN_SIGNAL_RECEIVED`` (the caller counts the drainer's own)."""
+        if self.hyperswitch is not None:
+            self.hyperswitch.shutdown_signal_received.add(1)
+
+    def shutdown_finished(self, elapsed_s: float, *, clean: bool) -> None:
+        """Hyperswitch's ``SUCCESSFUL_SHUTDOWN`` (when ``clean``) and ``CLEANUP_TIME``."""
+        if self.hyperswitch is not None:
+            if clean:
+                self.hyperswitch.successful_shutdown.add(1)
+            self.hyperswitch.cleanup_time.record(elapsed_s * MS_PER_S)
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (idempotent)."""

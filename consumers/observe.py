@@ -37,6 +37,19 @@ PARSE_ERROR_CLASSES = frozenset(
 class DrainObserver:
     """Told what a tenant's partition workers do; every hook is a no-op here."""
 
+    #: Whether the worker should time its Redis read and ack scripts for
+    #: :meth:`stream_read_time` and :meth:`stream_ack_time` (off: no clock is read).
+    times_redis: bool = False
+
+    def stream_empty(self, stream: str) -> None:
+        """A read that could take entries (not busy, not held by Hyperswitch) got none."""
+
+    def stream_read_time(self, stream: str, duration_s: float) -> None:
+        """The read script ran for ``duration_s`` (only called when ``times_redis``)."""
+
+    def stream_ack_time(self, stream: str, duration_s: float) -> None:
+        """The ack script (XACK+XDEL of a batch) ran (only called when ``times_redis``)."""
+
     def entries_read(self, stream: str, read: ReadResult) -> None:
         """A read returned entries (new, own or just claimed)."""
 

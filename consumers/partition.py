@@ -179,10 +179,15 @@ class PartitionWorker:
             if self.stop.is_set():
                 return 0.0
             health.beat()
+            observer = self.tenant.observer
+            timed = observer.times_redis
+            begun = time.perf_counter() if timed else 0.0
             try:
                 read = await self.group.read(
                     self.read_count, self.options.claim_min_idle_ms, self.options.max_batch_bytes
                 )
+                if timed:
+                    observer.stream_read_time(self.stream, time.perf_counter() - begun)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     return self._failed("redis", exc)
@@ -201,6 +206,7 @@ class PartitionWorker:
             if read.mode is ReadMode.BUSY or read.mode is ReadMode.HYPERSWITCH:
                 return self._idle()
             if not read.entries:
+                observer.stream_empty(self.stream)
                 if self.burst and read.mode is ReadMode.NEW:
                     return None
                 return self._idle()
@@ -304,7 +310,11 @@ class PartitionWorker:
                 await asyncio.gather(keepalive, return_exceptions=True)
         done = gone + [r.entry.entry_id for r in result.handled]
         try:
+            timed = self.tenant.observer.times_redis and bool(done)
+            begun = time.perf_counter() if timed else 0.0
             await finish_shielded(self.group.ack(done))
+            if timed:
+                self.tenant.observer.stream_ack_time(self.stream, time.perf_counter() - begun)
         except RedisError as exc:
             # already committed: redelivery is skipped by the watermark
             log.warning(

@@ -184,6 +184,22 @@ async def test_a_drain_records_hyperswitch_names_attributes_and_totals(
     delay = [p for (n, _), p in points.items() if n == "DRAINER_DELAY_SECONDS"]
     assert sum(p.count for p in delay) == 6
     assert points["DRAINER_DELAY_SECONDS", frozenset(upd.items())].count == 1
+    # the Redis calls: every read timed per stream, every batch's removal as the trim
+    picked = {attrs for n, attrs in points if n == "JOBS_PICKED_PER_STREAM"}
+    read_time = {attrs: p for (n, attrs), p in points.items() if n == "REDIS_STREAM_READ_TIME"}
+    trim_time = {attrs: p for (n, attrs), p in points.items() if n == "REDIS_STREAM_TRIM_TIME"}
+    assert picked and picked <= set(read_time) and picked == set(trim_time)
+    assert all({k for k, _ in attrs} == {"stream"} for attrs in read_time)
+    assert all(p.count >= 1 and p.sum > 0 for p in [*read_time.values(), *trim_time.values()])
+    assert not any(n == "REDIS_STREAM_DEL_TIME" for n, _ in points)  # one script: the trim
+    # a burst ends on an empty read of each partition
+    assert _sum(points, "STREAM_EMPTY") >= 1
+    assert points["STREAM_EMPTY", frozenset()].value == _sum(points, "STREAM_EMPTY")
+    # the clean stop at the end of the burst, as Hyperswitch records it: no attributes
+    assert points["SHUTDOWN_SIGNAL_RECEIVED", frozenset()].value == 1
+    assert points["SUCCESSFUL_SHUTDOWN", frozenset()].value == 1
+    cleanup = points["CLEANUP_TIME", frozenset()]
+    assert cleanup.count == 1 and cleanup.sum >= 0
     # Hyperswitch's attributes only: no tenant
     assert not any("tenant" in dict(attrs) for _, attrs in points)
     # the reader is on Hyperswitch's provider only: the drainer's own meter is elsewhere
@@ -209,6 +225,12 @@ async def test_hyperswitch_metrics_reach_an_otlp_collector(
         "STREAM_PARSE_FAIL",
         "QUERY_EXECUTION_TIME",
         "DRAINER_DELAY_SECONDS",
+        "STREAM_EMPTY",
+        "REDIS_STREAM_READ_TIME",
+        "REDIS_STREAM_TRIM_TIME",
+        "SHUTDOWN_SIGNAL_RECEIVED",
+        "SUCCESSFUL_SHUTDOWN",
+        "CLEANUP_TIME",
     ):
         assert name in names, (name, sorted(names))
     insert = frozenset({("operation", "insert"), ("table", "item")})
@@ -229,7 +251,14 @@ async def test_off_by_default_nothing_under_hyperswitch_names(
     await _produce(redis, redis_prefix)
     settings = _settings(tmp_path, pg_dsn, redis_prefix, collector.url)
     assert settings.telemetry.hyperswitch_metrics is False
-    await _drain(settings)
+    drainer = Drainer(settings, await open_stores(settings), burst=True, serve_api=False)
+    try:
+        # the Redis calls are not timed when Hyperswitch's names are off
+        assert drainer.telemetry.hyperswitch is None
+        assert not any(o.times_redis for o in drainer.telemetry.observers.values())
+        await drainer.run()
+    finally:
+        await drainer.close()
     assert collector.names("DRAINER") == {}
     assert "drainer_successful_queries" in collector.names("drainer")
 
