@@ -85,9 +85,7 @@ async def open_stores(
                     what = _failed_target(settings, exc)
                     if isinstance(exc, DBAPIError) and _never_fixes_itself(exc):
                         # a missing role or database, a wrong password: retrying cannot help
-                        raise ValueError(
-                            f"tenant {config.id}: {what}: {_short(exc)}"
-                        ) from None
+                        raise ValueError(f"tenant {config.id}: {what}: {_short(exc)}") from None
                     log.warning(
                         "tenant %s: cannot start yet: %s: %s; retrying in %.0fs",
                         config.id,
