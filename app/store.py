@@ -171,6 +171,12 @@ class Store:
                 await create_watermark_table(conn)
                 await create_parked_table(conn)
             registry = await load_registry(settings, engine)
+            if not registry.tables:
+                raise ValueError(
+                    f"tenant {config.id!r}: schema {config.schema!r} has no table the drainer "
+                    "can map (reflection maps tables with a primary key; give keys in "
+                    "[tables.keys], or point the tenant at the right schema)"
+                )
         except BaseException:
             await engine.dispose()
             raise

@@ -32,7 +32,9 @@ from db.coercion import Coercer, coercer_for
 from db.defaults import OMIT, insert_default
 from db.dialects import NOT_MINE, Dialect, FlatStruct, TaggedUnion, ValueShape, load_dialect
 from db.errors import CoercionError, MalformedOperation, MissingKey, UnknownColumn, UnknownTable
+from db.fence import WATERMARK_TABLE
 from db.operations import OpKind
+from db.parking import PARKED_TABLE
 
 log = logging.getLogger("drainer.db")
 
@@ -41,7 +43,7 @@ log = logging.getLogger("drainer.db")
 DEFAULT_DIALECTS = ("hyperswitch",)
 
 #: Tables the drainer owns in the target database: never an operation's target.
-DRAINER_TABLES = frozenset({"drainer_watermark"})
+DRAINER_TABLES = frozenset({WATERMARK_TABLE, PARKED_TABLE})
 
 #: Suffix Hyperswitch appends to an update's table tag (``address_update``).
 UPDATE_SUFFIX = "_update"

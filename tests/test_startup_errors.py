@@ -79,3 +79,14 @@ def test_an_unreachable_database_is_retried_and_named(tmp_path: Path, redis_pref
         proc.communicate(timeout=60)
     assert f"cannot start yet: database 127.0.0.1:{port}/postgres as postgres:" in seen
     assert "retrying in" in seen
+
+
+def test_a_schema_with_no_table_is_an_error_at_start(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    done = _run(write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix))
+    assert done.returncode == 2, done.stderr
+    assert (
+        "drainer: cannot start: tenant 't1': schema 'public' has no table the drainer can map"
+        in done.stderr
+    )
