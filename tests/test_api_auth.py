@@ -13,7 +13,7 @@ import httpx
 from api.auth import is_loopback
 from consumers.streams import StreamLayout
 from tests.support.api import api_client
-from tests.support.drainer import settings_from, write_config
+from tests.support.drainer import create_a_table, settings_from, write_config
 
 TOKEN = "s3cret-token"
 
@@ -37,6 +37,7 @@ async def _call(
 async def test_mutations_refuse_a_missing_or_wrong_token(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
+    await create_a_table(pg_dsn)
     config = write_config(
         tmp_path / "a.toml", pg_dsn, prefix=redis_prefix, server={"admin_token": TOKEN}
     )
@@ -58,6 +59,7 @@ async def test_mutations_refuse_a_missing_or_wrong_token(
 async def test_without_a_token_changes_are_allowed_only_on_loopback(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
+    await create_a_table(pg_dsn)
     public = write_config(
         tmp_path / "p.toml", pg_dsn, prefix=redis_prefix, server={"host": "0.0.0.0"}
     )

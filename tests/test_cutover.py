@@ -30,6 +30,7 @@ from db.operations import OpKind
 from tests.support.api import api_client
 from tests.support.drainer import (
     REDIS_URL,
+    create_a_table,
     settings_from,
     stream_totals,
     wait_until,
@@ -325,6 +326,7 @@ async def test_pending_shows_a_partition_held_by_the_rust_drainer(
     layout = StreamLayout("DRAINER_STREAM", PARTITIONS, redis_prefix)
     flag = f"{redis_prefix}:{{shard_2}}_DRAINER_STREAM_in_use"
     assert await redis.set(flag, "true", nx=True, ex=300)
+    await create_a_table(pg_dsn)
     config = write_config(
         tmp_path / "p.toml", pg_dsn, prefix=redis_prefix, drainer={"num_partitions": PARTITIONS}
     )

@@ -14,7 +14,7 @@ import httpx
 from consumers.dead_letter import NewDeadLetter
 from consumers.producer import Producer, update_op
 from tests.support.api import api_client
-from tests.support.drainer import settings_from, write_config
+from tests.support.drainer import create_a_table, settings_from, write_config
 
 SCAN_MAX = 100
 LETTERS = 450
@@ -44,6 +44,7 @@ async def test_a_filtered_listing_is_bounded_and_pages_on_with_a_cursor(
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute("CREATE SCHEMA tenant_a; CREATE SCHEMA tenant_b")
     await conn.close()
+    await create_a_table(pg_dsn, "tenant_a", "tenant_b")
     prefix_a, prefix_b = f"{redis_prefix}a", f"{redis_prefix}b"
     config = write_config(
         tmp_path / "d.toml",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -15,6 +16,22 @@ from app.lifecycle import Drainer, open_stores
 from app.settings import Settings
 
 BASE_URL = "http://drainer.test"
+#: The one 5xx the API answers on purpose: a probe saying "not ready" (Kubernetes' contract).
+PROBE_PREFIX = "/health"
+
+
+class ServerError(AssertionError):
+    """The API answered 5xx where it must not: the test fails, whatever it asserts."""
+
+
+async def _no_server_errors(response: httpx.Response) -> None:
+    status = response.status_code
+    if status >= 500 and not (status == 503 and response.url.path.startswith(PROBE_PREFIX)):
+        await response.aread()
+        raise ServerError(
+            f"{response.request.method} {response.url.path} answered {status}: "
+            f"{response.text[:500]}"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -29,10 +46,20 @@ async def api_client(
     drainer = Drainer(settings, stores, serve_api=False, span_processors=span_processors)
     task = asyncio.create_task(drainer.run(), name="drainer-under-test")
     transport = httpx.ASGITransport(app=create_app(drainer))
-    client = httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers)
+    client = httpx.AsyncClient(
+        transport=transport,
+        base_url=BASE_URL,
+        headers=headers,
+        event_hooks={"response": [_no_server_errors]},
+    )
+    # the audit logger at INFO, as it runs by default: a record it cannot write must show
+    audit = logging.getLogger("drainer.audit")
+    level = audit.level
+    audit.setLevel(logging.INFO)
     try:
         yield drainer, client
     finally:
+        audit.setLevel(level)
         await client.aclose()
         drainer.request_stop("test over")
         await task

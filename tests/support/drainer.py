@@ -160,3 +160,16 @@ async def wait_until(predicate: Any, *, timeout_s: float = 60, interval_s: float
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s: {predicate}")
         await asyncio.sleep(interval_s)
+
+
+async def create_a_table(dsn: str, *schemas: str) -> None:
+    """One mappable table in each schema (default ``public``): a tenant whose schema has
+    none is refused at start, and these tests need a drainer, not particular rows."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for schema in schemas or ("public",):
+            await conn.execute(f'CREATE TABLE "{schema}".item (id text PRIMARY KEY, n int)')
+    finally:
+        await conn.close()
