@@ -395,6 +395,61 @@ def dialect(
     typer.echo(describe(found), nl=False)
 
 
+def _load_or_exit(config: Path | None) -> Settings:
+    """The settings, or exit 2 printing each problem on its own line."""
+    try:
+        settings = load_settings(config)
+        settings.tenants()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            typer.echo(f"drainer: bad settings: {problem}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
+@cli.command()
+def check(config: RunConfigOption = None) -> None:
+    """Check the settings, then every tenant's Redis and database; print what would drain.
+
+    Read-only: creates no stream, group, consumer or table. Exit 0 when all is well, 1
+    with one line per problem (naming the tenant and the server), 2 for bad settings.
+    """
+    from app.check import check as check_tenants
+
+    if config is None:
+        config = hyperswitch_config_path()
+    settings = _load_or_exit(config)
+    configure_logging("ERROR")
+    reports = _run_loop(check_tenants(settings))
+    problems = [problem for report in reports for problem in report.problems]
+    for report in reports:
+        typer.echo("\n".join(report.lines()))
+    for problem in problems:
+        typer.echo(f"drainer: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(reports)} tenant(s) ready to drain")
+
+
+config_cli = typer.Typer(no_args_is_help=True, help="Inspect the settings.")
+cli.add_typer(config_cli, name="config")
+
+
+@config_cli.command("show")
+def config_show(
+    config: RunConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Every effective setting and where it came from (file, env or default); secrets masked."""
+    from app.config_show import entries, render_json, render_text
+
+    if config is None:
+        config = hyperswitch_config_path()
+    settings = _load_or_exit(config)
+    found = entries(settings, config, os.environ)
+    typer.echo(render_json(found) if as_json else render_text(found), nl=False)
+
+
 def hyperswitch_argv(args: list[str]) -> list[str]:
     """``args`` with ``run`` put first where Hyperswitch's drainer binary would run.
 

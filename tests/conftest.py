@@ -135,6 +135,14 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+async def redis() -> AsyncIterator[aioredis.Redis]:
+    """A client of the test Redis (responses decoded), closed afterwards."""
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix no other test uses; every key under it is deleted afterwards."""
     prefix = f"t{RUN_ID}{uuid.uuid4().hex[:8]}"

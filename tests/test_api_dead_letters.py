@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -14,19 +13,12 @@ import redis.asyncio as aioredis
 from consumers.producer import Producer
 from consumers.streams import StreamLayout
 from tests.support.api import api_client
-from tests.support.drainer import REDIS_URL, settings_from, wait_until, write_config
+from tests.support.drainer import settings_from, wait_until, write_config
 
 TABLES = """
 CREATE TABLE parent (id text PRIMARY KEY);
 CREATE TABLE child (id text PRIMARY KEY, parent_id text NOT NULL REFERENCES parent (id), n int);
 """
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def _count(client: httpx.AsyncClient, **params: str) -> int:

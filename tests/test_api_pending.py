@@ -24,7 +24,7 @@ from consumers.partition import PartitionWorker
 from consumers.producer import Producer, insert_op, update_op
 from consumers.streams import StreamLayout
 from tests.support.api import api_client
-from tests.support.drainer import REDIS_URL, settings_from, wait_until, write_config
+from tests.support.drainer import settings_from, wait_until, write_config
 
 GROUP = "drainer"
 GHOST = "ghost"
@@ -34,13 +34,6 @@ SCHEMA = "CREATE TABLE item (id text PRIMARY KEY, n int NOT NULL)"
 
 def _url(stream: str) -> str:
     return quote(stream, safe="")
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

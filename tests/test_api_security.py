@@ -48,13 +48,6 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def raw_redis() -> AsyncIterator[aioredis.Redis]:
     """A client that reads and writes bytes as they are (no decoding)."""
     client = aioredis.Redis.from_url(REDIS_URL)

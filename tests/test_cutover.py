@@ -29,7 +29,6 @@ from consumers.streams import StreamLayout
 from db.operations import OpKind
 from tests.support.api import api_client
 from tests.support.drainer import (
-    REDIS_URL,
     create_a_table,
     settings_from,
     stream_totals,
@@ -154,13 +153,6 @@ class RustDrainerStandIn:
             self.applied += 1
         except asyncpg.UniqueViolationError:
             pass  # handler.rs logs a failed statement and goes on with the next entry
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from db.fence import WATERMARK_TABLE, create_watermark_table
 from tests.conftest import sqlalchemy_url
 from tests.support.drainer import (
     REDIS_URL,
+    create_a_table,
     settings_from,
     spawn_drainer,
     stop_process_async,
@@ -235,6 +236,7 @@ async def test_frozen_replica_holding_a_partition_lock_does_not_stall_the_others
 async def test_drainer_sessions_carry_the_configured_timeouts(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
+    await create_a_table(pg_dsn)
     path = write_config(tmp_path / "t.toml", pg_dsn, prefix=redis_prefix)
     env = {
         "DRAINER__MASTER_DATABASE__STATEMENT_TIMEOUT_MS": "45000",

@@ -23,7 +23,7 @@ from app.lifecycle import Drainer, open_stores
 from app.settings import Settings, TelemetrySettings
 from consumers.producer import Producer
 from consumers.streams import StreamLayout
-from tests.support.drainer import REDIS_URL, settings_from, write_config
+from tests.support.drainer import settings_from, write_config
 
 Points = dict[tuple[str, frozenset[tuple[str, Any]]], Any]
 
@@ -87,13 +87,6 @@ def collector() -> Iterator[_Collector]:
     c.server.shutdown()
     c.server.server_close()
     thread.join(timeout=5)
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

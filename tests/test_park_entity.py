@@ -22,7 +22,7 @@ from app.lifecycle import Drainer, open_stores
 from consumers.producer import Producer, insert_op, update_op
 from consumers.streams import StreamLayout
 from tests.support.api import BASE_URL, api_client
-from tests.support.drainer import REDIS_URL, settings_from, wait_until, write_config
+from tests.support.drainer import settings_from, wait_until, write_config
 
 # child.n changes are recorded in order by a trigger: the order they were applied in
 TABLES = """
@@ -37,13 +37,6 @@ CREATE TRIGGER child_history AFTER INSERT OR UPDATE ON child
     FOR EACH ROW EXECUTE FUNCTION record_n();
 """
 PARTITIONS = 1  # every entity on the same partition
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

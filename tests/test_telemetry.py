@@ -28,17 +28,10 @@ from consumers.observe import NO_OBSERVER
 from consumers.producer import Producer, insert_op
 from consumers.streams import StreamLayout
 from tests.support.api import api_client
-from tests.support.drainer import REDIS_URL, settings_from, wait_until, write_config
+from tests.support.drainer import settings_from, wait_until, write_config
 
 UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 UPSTREAM_SPAN = "00f067aa0ba902b7"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
