@@ -7,16 +7,17 @@ Routes by noun: :mod:`api.health`, :mod:`api.pending` and :mod:`api.replay`,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from api import dead_letters, health, pending, replay, telemetry
 from api.errors import install_error_handlers
 from api.responses import SafeJSONResponse
 
 if TYPE_CHECKING:
-    from app.lifecycle import Drainer
+    from app.lifecycle import Drainer, StartupStatus
     from consumers.replay import Replayer
 
 #: 2: entry contents need a token and listings are redacted by default.
@@ -52,3 +53,25 @@ def create_app(drainer: Drainer) -> FastAPI:
     for module in (health, pending, replay, dead_letters, telemetry):
         api.include_router(module.router)
     return api
+
+
+class StartupDispatcher:
+    """The ASGI app uvicorn serves from before the stores open: "starting" until ``app`` is set.
+
+    ``run_drainer`` binds and serves it before the first store attempt, so probes
+    answer while start-up retries (:func:`api.health.starting_response`), then sets
+    ``app`` to the real app, which takes over on the same socket.
+    """
+
+    def __init__(self, status: StartupStatus) -> None:
+        self.status = status
+        self.app: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return  # websockets and lifespan: nothing to offer while starting
+        response = health.starting_response(scope.get("path", ""), self.status.waiting_for)
+        await response(scope, receive, send)

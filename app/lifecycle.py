@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,13 @@ class StartupAborted(Exception):
     """A stop was requested while waiting for Redis or the database at start-up."""
 
 
+class StartupStatus:
+    """What start-up waits for now; the API's starting phase reports it (``api.app``)."""
+
+    def __init__(self) -> None:
+        self.waiting_for = "the tenants' stores to open"
+
+
 def consumer_options(settings: Settings) -> ConsumerOptions:
     """The consumer loop's options from the ``[drainer]`` settings."""
     d = settings.drainer
@@ -68,7 +77,11 @@ def consumer_options(settings: Settings) -> ConsumerOptions:
 
 
 async def open_stores(
-    settings: Settings, *, redis: RedisClient | None = None, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    redis: RedisClient | None = None,
+    stop: asyncio.Event | None = None,
+    status: StartupStatus | None = None,
 ) -> dict[str, Store]:
     """One store per tenant, waiting (with backoff) while Redis or the database is down."""
     redis = redis if redis is not None else make_redis(settings.redis)
@@ -78,6 +91,8 @@ async def open_stores(
         for config in settings.tenants():
             delay_s = STARTUP_RETRY_S
             while config.id not in stores:
+                if status is not None:
+                    status.waiting_for = f"tenant {config.id} to open"
                 try:
                     await redis.ping()
                     stores[config.id] = await Store.create(settings, config, redis=redis)
@@ -86,6 +101,8 @@ async def open_stores(
                     if isinstance(exc, DBAPIError) and _never_fixes_itself(exc):
                         # a missing role or database, a wrong password: retrying cannot help
                         raise ValueError(f"tenant {config.id}: {what}: {_short(exc)}") from None
+                    if status is not None:
+                        status.waiting_for = f"tenant {config.id}: {what}: {_short(exc)}"
                     log.warning(
                         "tenant %s: cannot start yet: %s: %s; retrying in %.0fs",
                         config.id,
@@ -176,6 +193,8 @@ class Drainer:
         self._stop = asyncio.Event()
         self.stop_reason: str | None = None
         self.server: Any = None
+        # set by run_drainer when the API was already serving during start-up
+        self.server_task: asyncio.Task[None] | None = None
         # metrics and traces; span_processors add receivers of spans (tests, embedding)
         self.telemetry = Telemetry(
             settings, self.stores, span_processors=span_processors, metric_readers=metric_readers
@@ -197,8 +216,8 @@ class Drainer:
     async def run(self) -> None:
         """Run until a stop is requested (or, in burst mode, the streams are drained)."""
         consumer = asyncio.create_task(self.supervisor.run(), name="consumer-loop")
-        server_task = None
-        if self.serve_api:
+        server_task = self.server_task
+        if self.serve_api and server_task is None:
             self.server = self._make_server()
             server_task = asyncio.create_task(self.server.serve(), name="api-server")
         stop_wait = asyncio.create_task(self._stop.wait(), name="stop-wait")
@@ -253,30 +272,9 @@ class Drainer:
         self.telemetry.shutdown_finished(elapsed_s, clean=clean)
 
     def _make_server(self) -> Any:
-        import uvicorn
-
         from api.app import create_app
 
-        class EmbeddedServer(uvicorn.Server):
-            """Uvicorn on the drainer's loop; the drainer owns the signals."""
-
-            def install_signal_handlers(self) -> None:
-                return None
-
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        server = self.settings.server
-        config = uvicorn.Config(
-            create_app(self),
-            host=server.host,
-            port=server.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-        return EmbeddedServer(config)
+        return make_server(self.settings, create_app(self))
 
     async def close(self) -> None:
         """Flush telemetry, close every store's pool and the shared Redis client."""
@@ -284,6 +282,63 @@ class Drainer:
         for store in self.stores.values():
             await store.close()
         await self.redis.aclose()
+
+
+def make_server(settings: Settings, app: Any) -> Any:
+    """Uvicorn serving ``app`` on the drainer's loop; the drainer owns the signals."""
+    import uvicorn
+
+    class EmbeddedServer(uvicorn.Server):
+        def install_signal_handlers(self) -> None:
+            return None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    server = settings.server
+    config = uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+    return EmbeddedServer(config)
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound now: a port in use fails start-up with one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ValueError(f"port {port} on {host} is in use") from None
+        raise ValueError(f"cannot listen on port {port} on {host}: {exc.strerror}") from None
+    return sock
+
+
+async def _serve_during_startup(
+    settings: Settings, status: StartupStatus
+) -> tuple[Any, Any, asyncio.Task[None]]:
+    """Bind and serve the starting-phase API; it switches to the real app later."""
+    from api.app import StartupDispatcher
+
+    sock = bind_listener(settings.server.host, settings.server.port)
+    dispatcher = StartupDispatcher(status)
+    server = make_server(settings, dispatcher)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="api-server")
+    return dispatcher, server, task
+
+
+async def _stop_server(server: Any, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def start_drainer(
@@ -295,7 +350,13 @@ async def start_drainer(
 
 
 async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
-    """Open the stores, run with signal handling, close; returns the exit code."""
+    """Serve the API, open the stores, run with signal handling, close; returns the exit code.
+
+    With ``[server] enabled`` the API is bound before the first store attempt and
+    answers "starting" (``api.app.StartupDispatcher``) while start-up retries, so
+    liveness probes pass; the real app takes over on the same socket once the
+    stores are open. A port in use is a ``ValueError`` naming it.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     holder: dict[str, Drainer] = {}
@@ -308,16 +369,30 @@ async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig.name)
     try:
+        status = StartupStatus()
+        early: tuple[Any, Any, asyncio.Task[None]] | None = None
+        if settings.server.enabled:
+            # bound before the first store attempt: probes answer "starting" meanwhile
+            early = await _serve_during_startup(settings, status)
         try:
-            stores = await open_stores(settings, stop=stop)
-        except StartupAborted:
-            log.info("stopped before start-up finished")
-            return 0
+            stores = await open_stores(settings, stop=stop, status=status)
+        except BaseException as exc:
+            if early is not None:
+                await _stop_server(early[1], early[2])
+            if isinstance(exc, StartupAborted):
+                log.info("stopped before start-up finished")
+                return 0
+            raise
         # Start-up (imports, reflection) left many long-lived objects: freezing them
         # keeps the collector's full passes short while draining (docs/performance.md).
         gc.freeze()
         drainer = Drainer(settings, stores, burst=burst)
         holder["drainer"] = drainer
+        if early is not None:
+            from api.app import create_app
+
+            dispatcher, drainer.server, drainer.server_task = early
+            dispatcher.app = create_app(drainer)
         if stop.is_set():
             drainer.request_stop("signal during start-up")
         try:
