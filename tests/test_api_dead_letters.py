@@ -97,8 +97,13 @@ async def test_requeue_a_dead_letter_after_creating_the_missing_row(
 
 
 async def test_filter_page_requeue_by_filter_and_discard(
-    tmp_path: Path, pg_dsn: str, redis_prefix: str, redis: aioredis.Redis
+    tmp_path: Path,
+    pg_dsn: str,
+    redis_prefix: str,
+    redis: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="drainer.audit")
     conn = await asyncpg.connect(pg_dsn)
     for schema in ("tenant_a", "tenant_b"):
         await conn.execute(f"CREATE SCHEMA {schema}; SET search_path = {schema};" + TABLES)
@@ -190,5 +195,15 @@ async def test_filter_page_requeue_by_filter_and_discard(
             assert again.status_code == 404
             limited = await client.post("/dead-letters/requeue", json={"all": True, "limit": 1})
             assert limited.json()["count"] == 1 and limited.json()["truncated"]
+        # every change an operator made left its audit record, who and what
+        audited = [
+            (r.action, r.outcome)  # type: ignore[attr-defined]
+            for r in caplog.records
+            if r.name == "drainer.audit" and r.action != "read"  # type: ignore[attr-defined]
+        ]
+        # three by filter, the discard, one more by filter with a limit: each its own record
+        assert [a for a, _ in audited] == ["requeue"] * 3 + ["discard", "requeue"], audited
+        assert ("discard", "deleted") in audited
+        assert all(o.startswith("appended to ") for a, o in audited if a == "requeue")
     finally:
         await conn.close()
