@@ -151,6 +151,10 @@ class TaggedUnion:
     derive_always: tuple[str, ...] = ()
     derivations: Mapping[str, Derivation] = field(default_factory=dict)
     _by_name: dict[str, Variant] = field(init=False, repr=False, compare=False)
+    # variant name -> (its derivations in order, the fields they read): built once
+    _derived: dict[str, tuple[tuple[Derivation, ...], frozenset[str]]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         by_name = {variant.name: variant for variant in self.variants}
@@ -163,6 +167,12 @@ class TaggedUnion:
                         f"{self.enum}::{variant.name}: unknown derivation {rule_name!r}"
                     )
         object.__setattr__(self, "_by_name", by_name)
+        derived = {}
+        for variant in self.variants:
+            rules = tuple(self.derivations[n] for n in (*variant.derive, *self.derive_always))
+            consumed = frozenset(name for rule in rules for name in rule.consumes)
+            derived[variant.name] = (rules, consumed)
+        object.__setattr__(self, "_derived", derived)
 
     def variant(self, name: str) -> Variant | None:
         """The variant called ``name``, if the union has one."""
@@ -214,8 +224,7 @@ class TaggedUnion:
                 f"{self.enum}::{tag}: the variant's fields must be an object, got {kind}"
             )
         where = f"{self.enum}::{tag}"
-        derivations = [self.derivations[n] for n in (*variant.derive, *self.derive_always)]
-        consumed = {name for d in derivations for name in d.consumes}
+        derivations, consumed = self._derived[tag]
         rules = variant._by_name
         changes: dict[str, Any] = {}
         for name, value in payload.items():
