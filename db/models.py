@@ -347,7 +347,7 @@ class ModelRegistry:
         tables: dict[str, TableModel] = {}
         for name, (table, model) in by_name.items():
             primary = tuple(col.name for col in table.primary_key.columns)
-            rules = bound.get(name, _Bound())
+            rules = bound.tables.get(name, _Bound())
             tables[name] = TableModel(
                 name=name,
                 model=model,
@@ -375,9 +375,13 @@ class _Bound:
     flat_update: FlatStruct | None = None
 
 
-class _Binding(dict[str, _Bound]):
-    aliases: dict[str, str]
-    shapes: tuple[ValueShape, ...]
+@dataclass(slots=True)
+class _Binding:
+    """What the dialects bound: rules per table, aliases, value shapes."""
+
+    tables: dict[str, _Bound] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    shapes: tuple[ValueShape, ...] = ()
 
 
 def _load_dialects(dialects: Sequence[Dialect | str] | None) -> list[Dialect]:
@@ -391,7 +395,6 @@ def _bind_dialects(
     """Each dialect's rules for the tables that exist and have every column the
     rules name (a later dialect's rule for a table replaces an earlier one's)."""
     bound = _Binding()
-    bound.aliases = {}
     shapes: list[ValueShape] = []
     for dialect in dialects:
         bound.aliases.update(dialect.aliases)
@@ -410,7 +413,7 @@ def _bind_dialects(
                     ", ".join(missing),
                 )
                 continue
-            rules = bound.setdefault(name, _Bound())
+            rules = bound.tables.setdefault(name, _Bound())
             if name in dialect.keys:
                 rules.keys = tuple(dialect.keys[name])
             if name in dialect.updates:
