@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from api import dead_letters, health, pending, replay, telemetry
-from api.errors import install_error_handlers
-from api.responses import SafeJSONResponse
+from drainer.api import dead_letters, health, pending, replay, telemetry
+from drainer.api.errors import install_error_handlers
+from drainer.api.responses import SafeJSONResponse
 
 if TYPE_CHECKING:
-    from app.lifecycle import Drainer, StartupStatus
-    from consumers.replay import Replayer
+    from drainer.consumers.replay import Replayer
+    from drainer.lifecycle import Drainer, StartupStatus
 
 #: 2: entry contents need a token and listings are redacted by default.
 API_VERSION = "2.0.0"

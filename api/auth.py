@@ -28,7 +28,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from api.deps import get_drainer
+from drainer.api.deps import get_drainer
 
 audit_log = logging.getLogger("drainer.audit")
 

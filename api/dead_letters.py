@@ -21,10 +21,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from api.auth import Admin, Operator, Reader, audit
-from api.deps import DrainerDep, check_entry_id, store_for_tenant
-from api.errors import ERROR_RESPONSES
-from api.schemas import (
+from drainer.api.auth import Admin, Operator, Reader, audit
+from drainer.api.deps import DrainerDep, check_entry_id, store_for_tenant
+from drainer.api.errors import ERROR_RESPONSES
+from drainer.api.schemas import (
     ENTRY_ID_EXAMPLE,
     Contents,
     DeadLetterOut,
@@ -36,12 +36,12 @@ from api.schemas import (
     RequeueFilter,
     entry_view_fields,
 )
-from app.lifecycle import Drainer
-from app.store import Store
-from consumers import inspect, replay
-from consumers.dead_letter import DeadLetter, queued_of
-from db import parking
-from db.errors import StreamWentBack
+from drainer.consumers import inspect, replay
+from drainer.consumers.dead_letter import DeadLetter, queued_of
+from drainer.db import parking
+from drainer.db.errors import StreamWentBack
+from drainer.lifecycle import Drainer
+from drainer.store import Store
 
 router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)
 
@@ -276,7 +276,7 @@ async def _requeue(
         if _parks(store, letter):
             new_id, released = await _release(store, letter, discard=False)
         else:
-            new_id = (await replay.requeue(store.tenant, letter)).new_entry_id
+            new_id = (await replay.requeue(store.pipeline, letter)).new_entry_id
     except replay.ReplayRefused as exc:
         audit(operator, "requeue", target, f"refused: {exc}", tenant=store.id, **keys)
         raise
@@ -314,7 +314,7 @@ def _parks(store: Store, letter: DeadLetter) -> bool:
     return bool(
         store.executor.park_entity
         and letter.fields.get("global_id")
-        and store.tenant.layout.partition_of_stream(letter.source_stream) is not None
+        and store.pipeline.layout.partition_of_stream(letter.source_stream) is not None
     )
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from app.lifecycle import Drainer
-from app.store import Store
-from consumers.inspect import valid_entry_id
+from drainer.consumers.inspect import valid_entry_id
+from drainer.lifecycle import Drainer
+from drainer.store import Store
 
 #: How many stream keys an "unknown stream" message shows as examples.
 SHOWN_STREAMS = 2

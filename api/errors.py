@@ -15,10 +15,10 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from api.responses import SafeJSONResponse
-from api.schemas import ErrorResponse
-from consumers.replay import ReplayRefused
-from db.errors import TransientError
+from drainer.api.responses import SafeJSONResponse
+from drainer.api.schemas import ErrorResponse
+from drainer.consumers.replay import ReplayRefused
+from drainer.db.errors import TransientError
 
 log = logging.getLogger("drainer.api")
 

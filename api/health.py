@@ -14,15 +14,19 @@ import time
 
 from fastapi import APIRouter
 
-from api.auth import Reader
-from api.deps import DrainerDep
-from api.errors import ERROR_RESPONSES
-from api.responses import SafeJSONResponse
-from api.schemas import Check, DeepHealth, Liveness, Readiness, TenantDeepHealth, TenantReadiness
-from app.lifecycle import Drainer
-from app.store import Store
-from app.telemetry import liveness_window_s
-from consumers.probe import (
+from drainer.api.auth import Reader
+from drainer.api.deps import DrainerDep
+from drainer.api.errors import ERROR_RESPONSES
+from drainer.api.responses import SafeJSONResponse
+from drainer.api.schemas import (
+    Check,
+    DeepHealth,
+    Liveness,
+    Readiness,
+    TenantDeepHealth,
+    TenantReadiness,
+)
+from drainer.consumers.probe import (
     CheckResult,
     ping_database,
     ping_redis,
@@ -30,6 +34,9 @@ from consumers.probe import (
     probe_redis,
     timed_check,
 )
+from drainer.lifecycle import Drainer
+from drainer.store import Store
+from drainer.telemetry import liveness_window_s
 
 router = APIRouter(tags=["health"])
 
@@ -56,7 +63,7 @@ def _check(result: CheckResult) -> Check:
 
 
 def _loop_age_s(drainer: Drainer) -> float:
-    return min(store.tenant.health.loop_age_s() for store in drainer.stores.values())
+    return min(store.pipeline.health.loop_age_s() for store in drainer.stores.values())
 
 
 @router.get(
@@ -87,7 +94,7 @@ async def _tenant_readiness(drainer: Drainer, store: Store, window_s: float) -> 
         timed_check(lambda: ping_redis(store.redis)),
         timed_check(lambda: ping_database(store.engine)),
     )
-    health = store.tenant.health
+    health = store.pipeline.health
     age_s = health.loop_age_s()
     loop_ok = age_s < window_s and not drainer.stopping
     loop = Check(

@@ -12,10 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from api.auth import Reader, audit
-from api.deps import DrainerDep, check_entry_id, store_for_stream, store_for_tenant
-from api.errors import ERROR_RESPONSES
-from api.schemas import (
+from drainer.api.auth import Reader, audit
+from drainer.api.deps import DrainerDep, check_entry_id, store_for_stream, store_for_tenant
+from drainer.api.errors import ERROR_RESPONSES
+from drainer.api.schemas import (
     ConsumerPending,
     Contents,
     PartitionPending,
@@ -25,7 +25,7 @@ from api.schemas import (
     TenantPending,
     entry_view_fields,
 )
-from consumers import inspect
+from drainer.consumers import inspect
 
 router = APIRouter(tags=["pending"], responses=ERROR_RESPONSES)
 

@@ -12,13 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from api.auth import Admin, audit
-from api.deps import DrainerDep, check_entry_id, store_for_stream
-from api.errors import ERROR_RESPONSES
-from api.pending import StreamPath
-from api.schemas import ENTRY_ID_EXAMPLE, ReplayedEntry, ReplayResult
-from app.lifecycle import Drainer
-from consumers.replay import Replayer, ReplayRefused
+from drainer.api.auth import Admin, audit
+from drainer.api.deps import DrainerDep, check_entry_id, store_for_stream
+from drainer.api.errors import ERROR_RESPONSES
+from drainer.api.pending import StreamPath
+from drainer.api.schemas import ENTRY_ID_EXAMPLE, ReplayedEntry, ReplayResult
+from drainer.consumers.replay import Replayer, ReplayRefused
+from drainer.lifecycle import Drainer
 
 router = APIRouter(tags=["pending"], responses=ERROR_RESPONSES)
 
@@ -39,7 +39,7 @@ def replayer_for(request: Request, drainer: Drainer, tenant: str) -> Replayer:
     replayer = replayers.get(tenant)
     if replayer is None:
         store = drainer.stores[tenant]
-        replayer = Replayer(store.tenant, store.redis, drainer.options)
+        replayer = Replayer(store.pipeline, store.redis, drainer.options)
         replayers[tenant] = replayer
     return replayer
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from app.escaping import printable
+from drainer.escaping import printable
 
 
 class SafeJSONResponse(JSONResponse):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.escaping import escape_strings
+from drainer.escaping import escape_strings
 
 #: Stream entry ids as Redis writes them: ``<milliseconds>-<sequence>``.
 ENTRY_ID_PATTERN = r"^[0-9]+-[0-9]+$"

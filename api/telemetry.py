@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from api.deps import DrainerDep
-from api.errors import ERROR_RESPONSES
-from api.schemas import TraceId
-from app.metrics import PROMETHEUS_CONTENT_TYPE
-from app.tracing import (
+from drainer.api.deps import DrainerDep
+from drainer.api.errors import ERROR_RESPONSES
+from drainer.api.schemas import TraceId
+from drainer.metrics import PROMETHEUS_CONTENT_TYPE
+from drainer.tracing import (
     derived_traceparent,
     format_span_id,
     format_trace_id,

@@ -7,16 +7,16 @@ The library API mirrors how Hyperswitch's Rust drainer is used::
     await start_drainer(stores, settings)
 """
 
-from app.lifecycle import Drainer, open_stores, run_drainer, start_drainer
-from app.settings import Settings, SettingsError, TenantConfig, load_settings
-from app.store import Store
+from drainer.lifecycle import Drainer, open_stores, run_drainer, start_drainer
+from drainer.settings import Settings, SettingsError, Tenant, load_settings
+from drainer.store import Store
 
 __all__ = [
     "Drainer",
     "Settings",
     "SettingsError",
     "Store",
-    "TenantConfig",
+    "Tenant",
     "load_settings",
     "open_stores",
     "run_drainer",

@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from consumers.streams import StreamLayout, prefixed
+from drainer.consumers.streams import StreamLayout, prefixed
 
 log = logging.getLogger("drainer.baseline")
 

@@ -2,7 +2,7 @@
 
 Every contender works on the same servers and the same generated data:
 
-* **drainer** runs as a user runs it, ``python -m app.cli run --burst --config
+* **drainer** runs as a user runs it, ``python -m drainer run --burst --config
   <generated>`` in a child process, on a backlog pre-filled over the
   partitions. Its rate counts from the moment the child starts draining
   (its "draining N partitions" log line, after start-up and reflection)
@@ -45,10 +45,10 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from app.baseline import POOL_SIZE, PerEntryDrainer
-from consumers.producer import Producer, insert_op, update_op
-from consumers.streams import StreamLayout
-from db.operations import Operation
+from drainer.baseline import POOL_SIZE, PerEntryDrainer
+from drainer.consumers.producer import Producer, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.db.operations import Operation
 
 #: The measurements ``--only`` can pick.
 PHASES = ("inserts", "mix", "tagged", "delay", "rss")
@@ -464,7 +464,7 @@ class BenchReport:
 
 
 class DrainerChild:
-    """``python -m app.cli run`` in a child process, timed and measured.
+    """``python -m drainer run`` in a child process, timed and measured.
 
     The child runs in a session of its own (Ctrl-C on the benchmark does not
     reach it; the benchmark stops it) and is reaped with ``wait4`` for its own
@@ -474,7 +474,7 @@ class DrainerChild:
     """
 
     def __init__(self, config: Path, *, burst: bool, wrapper: list[str] | None = None) -> None:
-        args = [sys.executable, "-m", "app.cli", "run", "--config", str(config)]
+        args = [sys.executable, "-m", "drainer", "run", "--config", str(config)]
         if burst:
             args.append("--burst")
         self.args = (wrapper or []) + args

@@ -18,12 +18,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.lifecycle import _failed_target, _short
-from app.settings import Settings, TenantConfig
-from app.store import CLOSE_TIMEOUT_S, load_registry, make_engine, make_redis
-from consumers.group import RedisClient
-from consumers.streams import StreamLayout, prefixed
-from db.models import ModelRegistry
+from drainer.consumers.group import RedisClient
+from drainer.consumers.streams import StreamLayout, prefixed
+from drainer.db.models import ModelRegistry
+from drainer.lifecycle import _failed_target, _short
+from drainer.settings import Settings, Tenant
+from drainer.store import CLOSE_TIMEOUT_S, load_registry, make_engine, make_redis
 
 #: How long each server gets to answer one step of the check (seconds).
 CHECK_TIMEOUT_S = 5.0
@@ -101,7 +101,7 @@ async def _check_redis(
         )
 
 
-async def _check_database(settings: Settings, config: TenantConfig, report: TenantReport) -> None:
+async def _check_database(settings: Settings, config: Tenant, report: TenantReport) -> None:
     engine = make_engine(settings, config.schema)
     target = _failed_target(settings, ValueError())
     try:

@@ -12,14 +12,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from app.settings import (
+from drainer.settings import (
     ENV_PREFIX,
     Settings,
     SettingsError,
     hyperswitch_config_path,
     load_settings,
 )
-from app.telemetry import configure_logging
+from drainer.telemetry import configure_logging
 
 T = TypeVar("T")
 #: Columns of the benchmark report when stdout is not a terminal.
@@ -85,7 +85,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the drainer: the consumer loop and the operator API."""
-    from app.lifecycle import run_drainer
+    from drainer.lifecycle import run_drainer
 
     if config is None:
         config = hyperswitch_config_path()
@@ -128,7 +128,7 @@ def _server_urls(
     config: Path | None, redis_url: str | None, database_url: str | None
 ) -> tuple[Settings, str | None, str | None]:
     """The settings, and explicit URLs, else the ones the settings configure (None: unset)."""
-    from app.embedded import configured_urls, plain_postgres_url
+    from drainer.embedded import configured_urls, plain_postgres_url
 
     try:
         settings = load_settings(config)
@@ -220,8 +220,8 @@ def bench(
 
     from rich.console import Console
 
-    from app import bench as benchmark
-    from app.embedded import EmbeddedError, servers
+    from drainer import bench as benchmark
+    from drainer.embedded import EmbeddedError, servers
 
     drainer_settings = _parse_sets(settings_overrides or [])
     try:
@@ -322,9 +322,9 @@ def demo(
     from rich.console import Console
     from rich.logging import RichHandler
 
-    from app.demo import DemoOptions, run_demo
-    from app.demo_view import LineView, LiveView, print_summary
-    from app.embedded import EmbeddedError, servers
+    from drainer.demo import DemoOptions, run_demo
+    from drainer.demo_view import LineView, LiveView, print_summary
+    from drainer.embedded import EmbeddedError, servers
 
     settings, redis, database = _server_urls(config, redis_url, database_url)
     console = Console(highlight=False)
@@ -384,8 +384,8 @@ def dialect(
     ] = "hyperswitch",
 ) -> None:
     """Print a dialect's rules: tags, keys, insert nulls, every update variant."""
-    from db.dialects import load_dialect
-    from db.dialects.describe import describe
+    from drainer.db.dialects import load_dialect
+    from drainer.db.dialects.describe import describe
 
     try:
         found = load_dialect(name)
@@ -414,7 +414,7 @@ def check(config: RunConfigOption = None) -> None:
     Read-only: creates no stream, group, consumer or table. Exit 0 when all is well, 1
     with one line per problem (naming the tenant and the server), 2 for bad settings.
     """
-    from app.check import check as check_tenants
+    from drainer.check import check as check_tenants
 
     if config is None:
         config = hyperswitch_config_path()
@@ -441,7 +441,7 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Every effective setting and where it came from (file, env or default); secrets masked."""
-    from app.config_show import entries, render_json, render_text
+    from drainer.config_show import entries, render_json, render_text
 
     if config is None:
         config = hyperswitch_config_path()

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from app.settings import (
+from drainer.settings import (
     _SECRET_KEYS,
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,

@@ -2,7 +2,7 @@
 
 The demo creates a payments schema of its own (payment intents, attempts and
 refunds, with enums, json, bytea and timestamps), starts the real drainer
-(:func:`app.lifecycle.open_stores` and :class:`app.lifecycle.Drainer`, as
+(:func:`drainer.lifecycle.open_stores` and :class:`drainer.lifecycle.Drainer`, as
 ``drainer run`` does) in this process, and drives a producer that appends what
 a payment service would: inserts, then updates of the same entities, a few
 deletes, and a handful of deliberately malformed entries. While it runs,
@@ -34,8 +34,14 @@ import orjson
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from app.lifecycle import Drainer, StartupAborted, open_stores
-from app.settings import (
+from drainer.consumers.group import ReadResult
+from drainer.consumers.observe import DrainObserver, ErrorClass
+from drainer.consumers.producer import Producer, delete_op, dumps, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.db.executor import BatchEntry, BatchResult, Outcome
+from drainer.db.operations import Operation, OpKind
+from drainer.lifecycle import Drainer, StartupAborted, open_stores
+from drainer.settings import (
     DrainerSettings,
     MultitenancySettings,
     RedisSettings,
@@ -43,13 +49,7 @@ from app.settings import (
     Settings,
     TenantSettings,
 )
-from app.store import Store
-from consumers.group import ReadResult
-from consumers.observe import DrainObserver, ErrorClass
-from consumers.producer import Producer, delete_op, dumps, insert_op, update_op
-from consumers.streams import StreamLayout
-from db.executor import BatchEntry, BatchResult, Outcome
-from db.operations import Operation, OpKind
+from drainer.store import Store
 
 log = logging.getLogger("drainer.demo")
 
@@ -828,7 +828,7 @@ class Demo:
         drainer = Drainer(self.settings, stores)
         self.drainer = drainer
         # the drainer's telemetry attached its observer; count what it sees, then pass it on
-        store.tenant.observer = DemoObserver(store.tenant.observer, self.stats)
+        store.pipeline.observer = DemoObserver(store.pipeline.observer, self.stats)
         try:
             async with asyncio.TaskGroup() as tasks:
                 drain_task = tasks.create_task(drainer.run(), name="drainer")

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.settings import Settings
+from drainer.settings import Settings
 
 log = logging.getLogger("drainer.embedded")
 

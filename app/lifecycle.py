@@ -23,12 +23,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from app.settings import Settings
-from app.store import Store, make_redis
-from app.telemetry import Telemetry
-from consumers.group import RedisClient
-from consumers.partition import ConsumerOptions, wait_or_stop
-from consumers.supervisor import Supervisor
+from drainer.consumers.aio import wait_or_stop
+from drainer.consumers.group import RedisClient
+from drainer.consumers.options import ConsumerOptions
+from drainer.consumers.supervisor import Supervisor
+from drainer.settings import Settings
+from drainer.store import Store, make_redis
+from drainer.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -88,24 +89,24 @@ async def open_stores(
     stop = stop or asyncio.Event()
     stores: dict[str, Store] = {}
     try:
-        for config in settings.tenants():
+        for tenant in settings.tenants():
             delay_s = STARTUP_RETRY_S
-            while config.id not in stores:
+            while tenant.id not in stores:
                 if status is not None:
-                    status.waiting_for = f"tenant {config.id} to open"
+                    status.waiting_for = f"tenant {tenant.id} to open"
                 try:
                     await redis.ping()
-                    stores[config.id] = await Store.create(settings, config, redis=redis)
+                    stores[tenant.id] = await Store.create(settings, tenant, redis=redis)
                 except (OSError, TimeoutError, RedisError, DBAPIError) as exc:
                     what = _failed_target(settings, exc)
                     if isinstance(exc, DBAPIError) and _never_fixes_itself(exc):
                         # a missing role or database, a wrong password: retrying cannot help
-                        raise ValueError(f"tenant {config.id}: {what}: {_short(exc)}") from None
+                        raise ValueError(f"tenant {tenant.id}: {what}: {_short(exc)}") from None
                     if status is not None:
-                        status.waiting_for = f"tenant {config.id}: {what}: {_short(exc)}"
+                        status.waiting_for = f"tenant {tenant.id}: {what}: {_short(exc)}"
                     log.warning(
                         "tenant %s: cannot start yet: %s: %s; retrying in %.0fs",
-                        config.id,
+                        tenant.id,
                         what,
                         _short(exc),
                         delay_s,
@@ -128,7 +129,7 @@ STARTUP_PERMANENT_SQLSTATE_CLASSES = frozenset({"28", "3D", "3F"})
 
 
 def _never_fixes_itself(exc: DBAPIError) -> bool:
-    from db.executor import is_permanent, sqlstate_of
+    from drainer.db.executor import is_permanent, sqlstate_of
 
     if exc.connection_invalidated:
         return False
@@ -187,7 +188,7 @@ class Drainer:
         self.serve_api = settings.server.enabled if serve_api is None else serve_api
         self.options = consumer_options(settings)
         self.supervisor = Supervisor(
-            [s.tenant for s in self.stores.values()], self.redis, self.options, burst=burst
+            [s.pipeline for s in self.stores.values()], self.redis, self.options, burst=burst
         )
         self.started_at = time.time()
         self._stop = asyncio.Event()
@@ -272,7 +273,7 @@ class Drainer:
         self.telemetry.shutdown_finished(elapsed_s, clean=clean)
 
     def _make_server(self) -> Any:
-        from api.app import create_app
+        from drainer.api.app import create_app
 
         return make_server(self.settings, create_app(self))
 
@@ -327,7 +328,7 @@ async def _serve_during_startup(
     settings: Settings, status: StartupStatus
 ) -> tuple[Any, Any, asyncio.Task[None]]:
     """Bind and serve the starting-phase API; it switches to the real app later."""
-    from api.app import StartupDispatcher
+    from drainer.api.app import StartupDispatcher
 
     sock = bind_listener(settings.server.host, settings.server.port)
     dispatcher = StartupDispatcher(status)
@@ -389,7 +390,7 @@ async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
         drainer = Drainer(settings, stores, burst=burst)
         holder["drainer"] = drainer
         if early is not None:
-            from api.app import create_app
+            from drainer.api.app import create_app
 
             dispatcher, drainer.server, drainer.server_task = early
             dispatcher.app = create_app(drainer)

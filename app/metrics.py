@@ -22,10 +22,10 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
-from consumers.group import RedisClient
-from consumers.inspect import TenantPending, tenant_pending
-from consumers.partition import wait_or_stop
-from consumers.streams import StreamLayout
+from drainer.consumers.aio import wait_or_stop
+from drainer.consumers.group import RedisClient
+from drainer.consumers.inspect import TenantPending, tenant_pending
+from drainer.consumers.streams import StreamLayout
 
 log = logging.getLogger("drainer.metrics")
 

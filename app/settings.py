@@ -48,9 +48,9 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as _PydanticSettingsError
 
-from db.dialects import BUILT_IN as BUILT_IN_DIALECTS
-from db.dialects import dialect_from_config
-from db.models import DEFAULT_DIALECTS
+from drainer.db.dialects import BUILT_IN as BUILT_IN_DIALECTS
+from drainer.db.dialects import dialect_from_config
+from drainer.db.models import DEFAULT_DIALECTS
 
 __all__ = [
     "DEFAULT_CLAIM_MIN_IDLE_MS",
@@ -101,7 +101,7 @@ __all__ = [
     "SettingsError",
     "TablesSettings",
     "TelemetrySettings",
-    "TenantConfig",
+    "Tenant",
     "TenantSettings",
     "default_consumer_name",
     "load_settings",
@@ -928,7 +928,7 @@ class TelemetrySettings(_Section):
 
 
 @dataclass(frozen=True, slots=True)
-class TenantConfig:
+class Tenant:
     """A tenant the drainer serves: its id, PostgreSQL schema and Redis key prefix."""
 
     id: str
@@ -1048,7 +1048,7 @@ class Settings(BaseSettings):
         """Keyword arguments, then ``DRAINER__…`` variables, then the file, then defaults."""
         return (init_settings, _EnvironmentSource(settings_cls), _ConfigFileSource(settings_cls))
 
-    def tenants(self) -> list[TenantConfig]:
+    def tenants(self) -> list[Tenant]:
         """The tenants to drain, in configuration order.
 
         Every ``[multitenancy.tenants.<id>]``, whatever ``multitenancy.enabled`` says: the
@@ -1060,7 +1060,7 @@ class Settings(BaseSettings):
         if not self.multitenancy.tenants:
             if not self.multitenancy.enabled:
                 return [
-                    TenantConfig(
+                    Tenant(
                         DEFAULT_TENANT_ID, DEFAULT_TENANT_SCHEMA, DEFAULT_TENANT_REDIS_KEY_PREFIX
                     )
                 ]
@@ -1069,7 +1069,7 @@ class Settings(BaseSettings):
                 "multitenancy.enabled is true"
             )
         return [
-            TenantConfig(tenant_id, tenant.schema_name, tenant.redis_key_prefix)
+            Tenant(tenant_id, tenant.schema_name, tenant.redis_key_prefix)
             for tenant_id, tenant in self.multitenancy.tenants.items()
         ]
 

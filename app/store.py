@@ -13,18 +13,18 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.settings import DatabaseSettings, RedisSettings, Settings, TenantConfig
-from consumers.dead_letter import DeadLetterStream
-from consumers.group import RedisClient
-from consumers.partition import Tenant
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
-from db.dialects import Dialect, dialect_from_config
-from db.executor import Executor, Outcome, execute_one
-from db.fence import create_watermark_table
-from db.models import ModelRegistry
-from db.operations import Operation, json_default
-from db.parking import create_parked_table
+from drainer.consumers.dead_letter import DeadLetterStream
+from drainer.consumers.group import RedisClient
+from drainer.consumers.partition import Pipeline
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
+from drainer.db.dialects import Dialect, dialect_from_config
+from drainer.db.executor import Executor, Outcome, execute_one
+from drainer.db.fence import create_watermark_table
+from drainer.db.models import ModelRegistry
+from drainer.db.operations import Operation, json_default
+from drainer.db.parking import create_parked_table
+from drainer.settings import DatabaseSettings, RedisSettings, Settings, Tenant
 
 log = logging.getLogger("drainer.store")
 
@@ -121,20 +121,20 @@ class Store:
 
     def __init__(
         self,
-        config: TenantConfig,
+        tenant: Tenant,
         settings: Settings,
         redis: RedisClient,
         engine: AsyncEngine,
         registry: ModelRegistry,
     ) -> None:
-        self.config = config
+        self.tenant = tenant
         self.settings = settings
         self.redis = redis
         self.engine = engine
         self.registry = registry
         drainer = settings.drainer
         self.layout = StreamLayout(
-            drainer.stream_name, drainer.num_partitions, config.redis_key_prefix
+            drainer.stream_name, drainer.num_partitions, tenant.redis_key_prefix
         )
         self.executor = Executor(
             engine,
@@ -144,28 +144,28 @@ class Store:
         )
         self.dead_letters = DeadLetterStream(redis, self.layout.dead_letter_key)
         self.producer = Producer(redis, self.layout)
-        self.tenant = Tenant(config.id, self.layout, self.executor, self.dead_letters)
+        self.pipeline = Pipeline(tenant.id, self.layout, self.executor, self.dead_letters)
 
     @property
     def id(self) -> str:
-        return self.config.id
+        return self.tenant.id
 
     @classmethod
     async def create(
-        cls, settings: Settings, config: TenantConfig, *, redis: RedisClient | None = None
+        cls, settings: Settings, tenant: Tenant, *, redis: RedisClient | None = None
     ) -> Store:
         """Connect, make sure the schema and watermark table exist, load the models."""
         redis = redis if redis is not None else make_redis(settings.redis)
-        engine = make_engine(settings, config.schema)
+        engine = make_engine(settings, tenant.schema)
         try:
             async with engine.begin() as conn:
                 found = await conn.scalar(
                     text("SELECT 1 FROM pg_namespace WHERE nspname = :s"),
-                    {"s": config.schema},
+                    {"s": tenant.schema},
                 )
                 if not found:
                     raise ValueError(
-                        f"tenant {config.id!r}: schema {config.schema!r} does not exist "
+                        f"tenant {tenant.id!r}: schema {tenant.schema!r} does not exist "
                         "in the database"
                     )
                 await create_watermark_table(conn)
@@ -173,7 +173,7 @@ class Store:
             registry = await load_registry(settings, engine)
             if not registry.tables:
                 raise ValueError(
-                    f"tenant {config.id!r}: schema {config.schema!r} has no table the drainer "
+                    f"tenant {tenant.id!r}: schema {tenant.schema!r} has no table the drainer "
                     "can map (reflection maps tables with a primary key; give keys in "
                     "[tables.keys], or point the tenant at the right schema)"
                 )
@@ -182,11 +182,11 @@ class Store:
             raise
         log.info(
             "tenant %s: %d tables mapped in schema %s",
-            config.id,
+            tenant.id,
             len(registry.tables),
-            config.schema,
+            tenant.schema,
         )
-        return cls(config, settings, redis, engine, registry)
+        return cls(tenant, settings, redis, engine, registry)
 
     async def execute(self, operation: Operation) -> Outcome:
         """Apply one operation now, alone (like Hyperswitch's ``execute_query``)."""

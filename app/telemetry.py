@@ -21,20 +21,20 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 
-from app.escaping import escape_text, printable
-from app.hyperswitch_metrics import MS_PER_S, PARSE_FAIL_OPERATION, HyperswitchMetrics
-from app.metrics import DrainerMetrics, HealthSource, PendingMonitor, otlp_readers
-from app.tracing import BatchTracer, make_span_recorder
-from consumers.group import ReadMode, ReadResult
-from consumers.observe import NO_OBSERVER, PARSE_ERROR_CLASSES, DrainObserver, ErrorClass
-from db.errors import DrainerDbError
-from db.executor import BatchEntry, BatchResult, Outcome
-from db.models import ModelRegistry
-from db.operations import OpKind
+from drainer.consumers.group import ReadMode, ReadResult
+from drainer.consumers.observe import NO_OBSERVER, PARSE_ERROR_CLASSES, DrainObserver, ErrorClass
+from drainer.db.errors import DrainerDbError
+from drainer.db.executor import BatchEntry, BatchResult, Outcome
+from drainer.db.models import ModelRegistry
+from drainer.db.operations import OpKind
+from drainer.escaping import escape_text, printable
+from drainer.hyperswitch_metrics import MS_PER_S, PARSE_FAIL_OPERATION, HyperswitchMetrics
+from drainer.metrics import DrainerMetrics, HealthSource, PendingMonitor, otlp_readers
+from drainer.tracing import BatchTracer, make_span_recorder
 
 if TYPE_CHECKING:
-    from app.settings import Settings
-    from app.store import Store
+    from drainer.settings import Settings
+    from drainer.store import Store
 
 #: Attributes every LogRecord has; anything else was passed in ``extra=``.
 #: ``color_message`` is uvicorn's duplicate of the message, with terminal colours.
@@ -364,7 +364,7 @@ class Telemetry:
         for tenant_id, store in stores.items():
             observer = self._observer(tenant_id, store.registry)
             self.observers[tenant_id] = observer
-            store.tenant.observer = observer
+            store.pipeline.observer = observer
             if observer is not NO_OBSERVER:
                 store.executor.on_statement = observer.statement
 
@@ -373,7 +373,7 @@ class Telemetry:
         def health() -> Iterator[tuple[str, str, bool]]:
             # what the workers last saw (a scrape must not wait on Redis or the database)
             for tenant_id, store in stores.items():
-                seen = store.tenant.health
+                seen = store.pipeline.health
                 yield tenant_id, "redis", seen.redis_ok
                 yield tenant_id, "database", seen.db_ok
                 yield tenant_id, "loop", seen.loop_age_s() < window_s

@@ -37,9 +37,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from consumers.entry import Envelope
-from consumers.group import RawEntry
-from db.executor import BatchEntry, BatchResult, Outcome
+from drainer.consumers.entry import Envelope
+from drainer.consumers.group import RawEntry
+from drainer.db.executor import BatchEntry, BatchResult, Outcome
 
 log = logging.getLogger("drainer.tracing")
 

@@ -1,13 +1,14 @@
 """Stream side of drainer: naming, group reads, partition workers, dead letters, producer."""
 
-from consumers.dead_letter import DeadLetter, DeadLetterStream, NewDeadLetter
-from consumers.entry import Envelope, decode_entry
-from consumers.group import ReadMode, ReadResult, RedisClient, StreamGroup, parse_entry_id
-from consumers.health import TenantHealth
-from consumers.partition import ConsumerOptions, PartitionWorker, Tenant
-from consumers.producer import Appended, Producer, delete_op, insert_op, update_op
-from consumers.streams import StreamLayout, partition_of
-from consumers.supervisor import Supervisor
+from drainer.consumers.dead_letter import DeadLetter, DeadLetterStream, NewDeadLetter
+from drainer.consumers.entry import Envelope, decode_entry
+from drainer.consumers.group import ReadMode, ReadResult, RedisClient, StreamGroup, parse_entry_id
+from drainer.consumers.health import TenantHealth
+from drainer.consumers.options import ConsumerOptions
+from drainer.consumers.partition import PartitionWorker, Pipeline
+from drainer.consumers.producer import Appended, Producer, delete_op, insert_op, update_op
+from drainer.consumers.streams import StreamLayout, partition_of
+from drainer.consumers.supervisor import Supervisor
 
 __all__ = [
     "Appended",
@@ -17,6 +18,7 @@ __all__ = [
     "Envelope",
     "NewDeadLetter",
     "PartitionWorker",
+    "Pipeline",
     "Producer",
     "ReadMode",
     "ReadResult",
@@ -24,7 +26,6 @@ __all__ = [
     "StreamGroup",
     "StreamLayout",
     "Supervisor",
-    "Tenant",
     "TenantHealth",
     "decode_entry",
     "delete_op",

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
 
-from consumers.group import RedisClient, parse_entry_id
+from drainer.consumers.group import RedisClient, parse_entry_id
 
 #: Fields the drainer adds to an entry's own fields when it dead-letters it.
 META_FIELDS = (

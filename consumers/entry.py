@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from db.errors import MalformedOperation
-from db.operations import Operation, parse_operation
+from drainer.db.errors import MalformedOperation
+from drainer.db.operations import Operation, parse_operation
 
 REQUIRED_FIELDS = ("request_id", "global_id", "typed_sql", "pushed_at")
 

@@ -14,13 +14,13 @@ from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
-from consumers.dead_letter import DeadLetter, DeadLetterStream
-from consumers.entry import decode_entry
-from consumers.group import RedisClient, hyperswitch_lock_key, parse_entry_id
-from consumers.streams import StreamLayout
-from db.errors import DrainerDbError
-from db.models import ModelRegistry
-from db.operations import Operation, OpKind
+from drainer.consumers.dead_letter import DeadLetter, DeadLetterStream
+from drainer.consumers.entry import decode_entry
+from drainer.consumers.group import RedisClient, hyperswitch_lock_key, parse_entry_id
+from drainer.consumers.streams import StreamLayout
+from drainer.db.errors import DrainerDbError
+from drainer.db.models import ModelRegistry
+from drainer.db.operations import Operation, OpKind
 
 #: Pending entries of one partition looked at for ages and delivery counts.
 PENDING_DETAIL_MAX = 1000

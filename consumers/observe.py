@@ -12,11 +12,11 @@ import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from db.operations import OpKind
+from drainer.db.operations import OpKind
 
 if TYPE_CHECKING:
-    from consumers.group import ReadResult
-    from db.executor import BatchEntry, BatchResult
+    from drainer.consumers.group import ReadResult
+    from drainer.db.executor import BatchEntry, BatchResult
 
 
 class ErrorClass(enum.StrEnum):

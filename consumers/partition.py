@@ -11,61 +11,46 @@ checked by the read script before delivering, so big entries make small batches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
-from consumers.dead_letter import DeadLetterStream, NewDeadLetter
-from consumers.entry import Envelope, decode_entry
-from consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, StreamGroup, parse_entry_id
-from consumers.health import TenantHealth
-from consumers.observe import DrainObserver, ErrorClass
-from consumers.streams import StreamLayout
-from db.errors import (
+from drainer.consumers.aio import finish_shielded, wait_or_stop
+from drainer.consumers.dead_letter import DeadLetterStream, NewDeadLetter
+from drainer.consumers.entry import Envelope, decode_entry
+from drainer.consumers.group import (
+    RawEntry,
+    ReadMode,
+    ReadResult,
+    RedisClient,
+    StreamGroup,
+    parse_entry_id,
+)
+from drainer.consumers.health import TenantHealth
+from drainer.consumers.observe import DrainObserver, ErrorClass
+from drainer.consumers.options import ConsumerOptions
+from drainer.consumers.streams import StreamLayout
+from drainer.db.errors import (
     InternalError,
     MalformedOperation,
     PartitionBusy,
     PermanentError,
     TransientError,
 )
-from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome
+from drainer.db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome
 
 log = logging.getLogger("drainer.consumer")
 
 INITIAL_READ_COUNT = 10
-ACK_GRACE_S = 5.0
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumerOptions:
-    """How partition workers read, claim, retry and back off."""
-
-    group: str
-    consumer: str
-    max_read_count: int = 500
-    loop_interval_ms: int = 100
-    idle_poll_max_ms: int = 1000
-    claim_min_idle_ms: int = 30_000
-    slow_batch_ms: int = 2_000
-    retry_backoff_base_ms: int = 100
-    retry_backoff_max_ms: int = 30_000
-    max_concurrent_partitions: int = 8
-    max_batch_bytes: int = 16 * 1024 * 1024
-    consumer_sweep_idle_ms: int = 3_600_000
-    consumer_sweep_interval_ms: int = 300_000
-    honour_hyperswitch_lock: bool = True
 
 
 @dataclass(slots=True)
-class Tenant:
-    """Everything a tenant's partition workers use."""
+class Pipeline:
+    """A tenant's drain pipeline: its streams, executor, dead letters, health and observer."""
 
     id: str
     layout: StreamLayout
@@ -73,24 +58,6 @@ class Tenant:
     dead_letters: DeadLetterStream
     health: TenantHealth = field(default_factory=TenantHealth)
     observer: DrainObserver = field(default_factory=DrainObserver)
-
-
-async def wait_or_stop(stop: asyncio.Event, delay_s: float) -> None:
-    """Sleep ``delay_s`` or until ``stop`` is set, whichever comes first."""
-    if delay_s <= 0 or stop.is_set():
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=delay_s)
-
-
-async def finish_shielded(aw: Awaitable[T]) -> T:
-    """Await ``aw`` so that cancelling the caller does not cut it short."""
-    task = asyncio.ensure_future(aw)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task], timeout=ACK_GRACE_S)
-        raise
 
 
 class _Hooks:
@@ -119,7 +86,7 @@ class _Hooks:
                     attempts=r.entry.attempt,
                 )
             )
-        return await w.tenant.dead_letters.add(letters)
+        return await w.pipeline.dead_letters.add(letters)
 
 
 class PartitionWorker:
@@ -127,7 +94,7 @@ class PartitionWorker:
 
     def __init__(
         self,
-        tenant: Tenant,
+        pipeline: Pipeline,
         partition: int,
         redis: RedisClient,
         options: ConsumerOptions,
@@ -136,7 +103,7 @@ class PartitionWorker:
         *,
         burst: bool = False,
     ) -> None:
-        self.tenant = tenant
+        self.pipeline = pipeline
         self.partition = partition
         self.options = options
         self.limiter = limiter
@@ -144,7 +111,7 @@ class PartitionWorker:
         self.burst = burst
         self.group = StreamGroup(
             redis,
-            tenant.layout.stream_key(partition),
+            pipeline.layout.stream_key(partition),
             options.group,
             options.consumer,
             honour_hyperswitch_lock=options.honour_hyperswitch_lock,
@@ -174,12 +141,12 @@ class PartitionWorker:
 
     async def step(self) -> float | None:
         """One read-apply-ack round; returns how long to wait, or None when burst is done."""
-        health = self.tenant.health
+        health = self.pipeline.health
         async with self.limiter:
             if self.stop.is_set():
                 return 0.0
             health.beat()
-            observer = self.tenant.observer
+            observer = self.pipeline.observer
             timed = observer.times_redis
             begun = time.perf_counter() if timed else 0.0
             try:
@@ -210,7 +177,7 @@ class PartitionWorker:
                 if self.burst and read.mode is ReadMode.NEW:
                     return None
                 return self._idle()
-            self.tenant.observer.entries_read(self.stream, read)
+            self.pipeline.observer.entries_read(self.stream, read)
             started = time.monotonic()
             try:
                 result = await self._process(read)
@@ -254,21 +221,21 @@ class PartitionWorker:
         return random.uniform(capped / 2, capped) / 1000  # jitter keeps replicas apart
 
     def _failed(self, where: str, exc: BaseException) -> float:
-        health = self.tenant.health
+        health = self.pipeline.health
         if where == "redis":
             health.redis_ok = False
         elif not isinstance(exc, PartitionBusy):  # a lock held elsewhere: the database is up
             health.db_ok = False
         health.last_error = f"{where}: {exc}"
         health.counters[f"errors_{where}"] += 1
-        self.tenant.observer.error(
+        self.pipeline.observer.error(
             self.stream, ErrorClass.READ if where == "redis" else ErrorClass.QUERY
         )
         self.failures += 1
         delay_s = self._backoff_s(self.failures)
         log.warning(
             "tenant %s partition %s: %s unavailable (%s); retrying in %.2fs",
-            self.tenant.id,
+            self.pipeline.id,
             self.stream,
             where,
             exc,
@@ -291,7 +258,7 @@ class PartitionWorker:
         attempts: dict[str, int] = {}
         if not read.first_delivery and live:
             attempts = await self.group.delivery_counts([e.entry_id for e in live])
-        counters = self.tenant.health.counters
+        counters = self.pipeline.health.counters
         if read.mode is ReadMode.CLAIMED:
             counters["claimed"] += len(read.entries)
             log.info("partition %s: took over %d idle entries", self.stream, len(read.entries))
@@ -301,20 +268,20 @@ class PartitionWorker:
         if batch:
             keepalive = asyncio.create_task(self._keep_fresh([e.entry_id for e in live]))
             try:
-                result = await self.tenant.executor.apply(self.stream, batch, self.hooks)
+                result = await self.pipeline.executor.apply(self.stream, batch, self.hooks)
             except TransientError as exc:
-                self.tenant.observer.batch_failed(self.stream, batch, exc, started_ns)
+                self.pipeline.observer.batch_failed(self.stream, batch, exc, started_ns)
                 raise
             finally:
                 keepalive.cancel()
                 await asyncio.gather(keepalive, return_exceptions=True)
         done = gone + [r.entry.entry_id for r in result.handled]
         try:
-            timed = self.tenant.observer.times_redis and bool(done)
+            timed = self.pipeline.observer.times_redis and bool(done)
             begun = time.perf_counter() if timed else 0.0
             await finish_shielded(self.group.ack(done))
             if timed:
-                self.tenant.observer.stream_ack_time(self.stream, time.perf_counter() - begun)
+                self.pipeline.observer.stream_ack_time(self.stream, time.perf_counter() - begun)
         except RedisError as exc:
             # already committed: redelivery is skipped by the watermark
             log.warning(
@@ -323,9 +290,9 @@ class PartitionWorker:
                 exc,
             )
             counters["errors_ack"] += 1
-            self.tenant.observer.error(self.stream, ErrorClass.ACK)
+            self.pipeline.observer.error(self.stream, ErrorClass.ACK)
         self._count(result)
-        self.tenant.observer.batch_done(self.stream, read, batch, result, started_ns)
+        self.pipeline.observer.batch_done(self.stream, read, batch, result, started_ns)
         return result
 
     def _batch_entry(self, raw: RawEntry, first: bool, attempts: dict[str, int]) -> BatchEntry:
@@ -374,7 +341,7 @@ class PartitionWorker:
                 raise asyncio.CancelledError
 
     def _count(self, result: BatchResult) -> None:
-        counters = self.tenant.health.counters
+        counters = self.pipeline.health.counters
         counters["batches"] += 1
         for r in result.handled:
             counters[r.outcome.value] += 1
@@ -396,6 +363,6 @@ class PartitionWorker:
                 self.stream,
                 result.retry_error,
                 result.retry.attempt,
-                self.tenant.executor.max_attempts,
+                self.pipeline.executor.max_attempts,
                 extra=result.retry.log_fields,
             )

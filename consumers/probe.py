@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from consumers.group import RedisClient
-from consumers.streams import prefixed
-from db.fence import WATERMARK_TABLE
+from drainer.consumers.group import RedisClient
+from drainer.consumers.streams import prefixed
+from drainer.db.fence import WATERMARK_TABLE
 
 #: Seconds a check may take before it counts as failed (probes must answer quickly).
 CHECK_TIMEOUT_S = 2.0

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from consumers.group import RedisClient
-from consumers.streams import StreamLayout
-from db.operations import Operation, OpKind
+from drainer.consumers.group import RedisClient
+from drainer.consumers.streams import StreamLayout
+from drainer.db.operations import Operation, OpKind
 
 UPDATE_TAG_SUFFIX = "_update"
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import ResponseError
 
-from consumers.dead_letter import DeadLetter
-from consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, parse_entry_id
-from consumers.partition import ConsumerOptions, PartitionWorker, Tenant
-from db.errors import DrainerDbError
-from db.executor import BatchEntry
+from drainer.consumers.dead_letter import DeadLetter
+from drainer.consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, parse_entry_id
+from drainer.consumers.options import ConsumerOptions
+from drainer.consumers.partition import PartitionWorker, Pipeline
+from drainer.db.errors import DrainerDbError
+from drainer.db.executor import BatchEntry
 
 log = logging.getLogger("drainer.replay")
 
@@ -72,8 +73,8 @@ class ReplayReport:
 class Replayer:
     """Replays pending entries of one tenant's partitions through the normal path."""
 
-    def __init__(self, tenant: Tenant, redis: RedisClient, options: ConsumerOptions) -> None:
-        self.tenant = tenant
+    def __init__(self, pipeline: Pipeline, redis: RedisClient, options: ConsumerOptions) -> None:
+        self.pipeline = pipeline
         self.redis = redis
         self.options = dataclasses.replace(
             options, consumer=options.consumer + REPLAY_CONSUMER_SUFFIX
@@ -94,9 +95,9 @@ class Replayer:
         Redis cannot be used (the entries then stay pending on the replay consumer and
         a worker claims them after ``claim_min_idle_ms``).
         """
-        partition = self.tenant.layout.partition_of_stream(stream)
+        partition = self.pipeline.layout.partition_of_stream(stream)
         if partition is None:
-            raise ReplayRefused(404, f"{stream!r} is not a partition stream of {self.tenant.id}")
+            raise ReplayRefused(404, f"{stream!r} is not a partition stream of {self.pipeline.id}")
         lock = self._locks.setdefault(stream, asyncio.Lock())
         async with lock:
             return await self._replay(stream, partition, entry_id)
@@ -121,7 +122,12 @@ class Replayer:
             )
         previous = {str(r["message_id"]): str(r["consumer"]) for r in rows}
         worker = PartitionWorker(
-            self.tenant, partition, self.redis, self.options, asyncio.Semaphore(1), asyncio.Event()
+            self.pipeline,
+            partition,
+            self.redis,
+            self.options,
+            asyncio.Semaphore(1),
+            asyncio.Event(),
         )
         claimed = await worker.group.claim(list(previous))
         claimed_ids = {e.entry_id for e in claimed}
@@ -160,7 +166,7 @@ class Replayer:
         me = self.consumer
         taken = any(previous[e.entry_id] != me for e in chunk)
         read = ReadResult(ReadMode.CLAIMED if taken else ReadMode.OWN, list(chunk))
-        self.tenant.observer.entries_read(worker.stream, read)
+        self.pipeline.observer.entries_read(worker.stream, read)
         result = await worker.process(read)
         ms, seq = result.watermark
         report.watermark = f"{ms}-{seq}"
@@ -243,19 +249,19 @@ class RequeueResult:
     new_entry_id: str | None
 
 
-async def requeue(tenant: Tenant, letter: DeadLetter) -> RequeueResult:
+async def requeue(pipeline: Pipeline, letter: DeadLetter) -> RequeueResult:
     """Put a dead letter back on the partition stream it came from, and remove it.
 
     Raises :class:`ReplayRefused` (409) when its source is not one of the tenant's
     partition streams (the layout changed, or the record is damaged).
     """
-    if tenant.layout.partition_of_stream(letter.source_stream) is None:
+    if pipeline.layout.partition_of_stream(letter.source_stream) is None:
         raise ReplayRefused(
             409,
             f"dead letter {letter.id} came from {letter.source_stream!r}, which is not a "
-            f"partition stream of tenant {tenant.id} under the current layout",
+            f"partition stream of tenant {pipeline.id} under the current layout",
         )
     if not letter.fields:
         raise ReplayRefused(409, f"dead letter {letter.id} has no original fields to requeue")
-    new_id = await tenant.dead_letters.requeue(letter)
+    new_id = await pipeline.dead_letters.requeue(letter)
     return RequeueResult(letter.id, letter.source_stream, new_id)

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from consumers.group import RedisClient
-from consumers.partition import ConsumerOptions, PartitionWorker, Tenant, wait_or_stop
+from drainer.consumers.aio import wait_or_stop
+from drainer.consumers.group import RedisClient
+from drainer.consumers.options import ConsumerOptions
+from drainer.consumers.partition import PartitionWorker, Pipeline
 
 log = logging.getLogger("drainer.supervisor")
 
@@ -33,13 +35,13 @@ class Supervisor:
 
     def __init__(
         self,
-        tenants: Sequence[Tenant],
+        pipelines: Sequence[Pipeline],
         redis: RedisClient,
         options: ConsumerOptions,
         *,
         burst: bool = False,
     ) -> None:
-        self.tenants = list(tenants)
+        self.pipelines = list(pipelines)
         self.redis = redis
         self.options = options
         self.burst = burst
@@ -47,10 +49,10 @@ class Supervisor:
         self.limiter = asyncio.Semaphore(options.max_concurrent_partitions)
         self.workers = [
             PartitionWorker(
-                tenant, partition, redis, options, self.limiter, self.stop_event, burst=burst
+                pipeline, partition, redis, options, self.limiter, self.stop_event, burst=burst
             )
-            for tenant in self.tenants
-            for partition in range(tenant.layout.num_partitions)
+            for pipeline in self.pipelines
+            for partition in range(pipeline.layout.num_partitions)
         ]
         self.crashes = 0
 
@@ -63,7 +65,7 @@ class Supervisor:
         log.info(
             "draining %d partitions of %d tenant(s) as consumer %r in group %r%s",
             len(self.workers),
-            len(self.tenants),
+            len(self.pipelines),
             self.options.consumer,
             self.options.group,
             " (burst)" if self.burst else "",
@@ -122,7 +124,7 @@ class Supervisor:
                 break
             except Exception:
                 self.crashes += 1
-                worker.tenant.health.counters["worker_crashes"] += 1
+                worker.pipeline.health.counters["worker_crashes"] += 1
                 log.exception("worker of %s crashed; restarting in %.1fs", worker.stream, delay_s)
                 await wait_or_stop(self.stop_event, delay_s)
                 delay_s = min(delay_s * 2, RESTART_DELAY_MAX_S)

@@ -3,7 +3,7 @@
 Knows nothing of Redis: batches arrive as ordered entries with positions.
 """
 
-from db.errors import (
+from drainer.db.errors import (
     CoercionError,
     ConstraintViolation,
     DrainerDbError,
@@ -17,10 +17,10 @@ from db.errors import (
     UnknownColumn,
     UnknownTable,
 )
-from db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome, execute_one
-from db.fence import WATERMARK_TABLE, read_watermarks
-from db.models import ModelRegistry, TableModel
-from db.operations import Operation, OpKind, json_default, parse_operation
+from drainer.db.executor import BatchEntry, BatchResult, EntryResult, Executor, Outcome, execute_one
+from drainer.db.fence import WATERMARK_TABLE, read_watermarks
+from drainer.db.models import ModelRegistry, TableModel
+from drainer.db.operations import Operation, OpKind, json_default, parse_operation
 
 __all__ = [
     "WATERMARK_TABLE",

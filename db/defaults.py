@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from db.coercion import Coercer
+from drainer.db.coercion import Coercer
 
 #: Marker: leave the column out of the row, the database computes its default.
 OMIT: Any = object()

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import TableModel
+from drainer.db.models import TableModel
 
 Processor = Callable[[Any], Any]
 

@@ -26,9 +26,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db import parking
-from db.driver import DriverStatements, driver_connection, execute, execute_many
-from db.errors import (
+from drainer.db import parking
+from drainer.db.driver import DriverStatements, driver_connection, execute, execute_many
+from drainer.db.errors import (
     ConstraintViolation,
     DrainerDbError,
     InternalError,
@@ -38,9 +38,9 @@ from db.errors import (
     StreamWentBack,
     TransientError,
 )
-from db.fence import LOCK_NOT_AVAILABLE, Position, advance_watermark_on, lock_watermark
-from db.models import ModelRegistry, TableModel
-from db.operations import Operation, OpKind
+from drainer.db.fence import LOCK_NOT_AVAILABLE, Position, advance_watermark_on, lock_watermark
+from drainer.db.models import ModelRegistry, TableModel
+from drainer.db.operations import Operation, OpKind
 
 log = logging.getLogger("drainer.db")
 

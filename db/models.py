@@ -28,13 +28,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.automap import AutomapBase, automap_base
 from sqlalchemy.orm import Mapper, registry
 
-from db.coercion import Coercer, coercer_for
-from db.defaults import OMIT, insert_default
-from db.dialects import NOT_MINE, Dialect, FlatStruct, TaggedUnion, ValueShape, load_dialect
-from db.errors import CoercionError, MalformedOperation, MissingKey, UnknownColumn, UnknownTable
-from db.fence import WATERMARK_TABLE
-from db.operations import OpKind
-from db.parking import PARKED_TABLE
+from drainer.db.coercion import Coercer, coercer_for
+from drainer.db.defaults import OMIT, insert_default
+from drainer.db.dialects import NOT_MINE, Dialect, FlatStruct, TaggedUnion, ValueShape, load_dialect
+from drainer.db.errors import (
+    CoercionError,
+    MalformedOperation,
+    MissingKey,
+    UnknownColumn,
+    UnknownTable,
+)
+from drainer.db.fence import WATERMARK_TABLE
+from drainer.db.operations import OpKind
+from drainer.db.parking import PARKED_TABLE
 
 log = logging.getLogger("drainer.db")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from db.errors import MalformedOperation
+from drainer.db.errors import MalformedOperation
 
 
 class OpKind(enum.StrEnum):

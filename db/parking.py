@@ -23,8 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.errors import PermanentError
-from db.fence import LOCK_NOT_AVAILABLE, WATERMARK_TABLE
+from drainer.db.errors import PermanentError
+from drainer.db.fence import LOCK_NOT_AVAILABLE, WATERMARK_TABLE
 
 PARKED_TABLE = "drainer_parked"
 #: Milliseconds a release waits for the partition's watermark row (a batch in flight).

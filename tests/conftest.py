@@ -46,7 +46,7 @@ def _answers(port: int) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """Start embedded servers for whatever is neither configured nor running locally."""
     global PG_ADMIN_DSN, REDIS_URL
-    from app.embedded import EmbeddedPostgres, EmbeddedRedis
+    from drainer.embedded import EmbeddedPostgres, EmbeddedRedis
 
     force = os.environ.get("DRAINER_TEST_EMBEDDED") == "1"
     root = Path(tempfile.mkdtemp(prefix="drainer-test-servers-"))

@@ -10,10 +10,10 @@ from typing import Any
 
 import asyncpg
 
-from app.lifecycle import consumer_options, open_stores
-from app.store import Store
-from consumers.partition import PartitionWorker
-from consumers.producer import insert_op
+from drainer.consumers.partition import PartitionWorker
+from drainer.consumers.producer import insert_op
+from drainer.lifecycle import consumer_options, open_stores
+from drainer.store import Store
 from tests.support.drainer import settings_from, write_config
 from tests.support.proxy import proxy_for
 
@@ -36,7 +36,7 @@ async def _worker(
     stores = await open_stores(settings)
     store = stores["t1"]
     worker = PartitionWorker(
-        store.tenant,
+        store.pipeline,
         0,
         store.redis,
         consumer_options(settings),
@@ -98,10 +98,10 @@ async def test_failed_batch_halves_the_read_count(
             delay = await worker.step()
             assert delay > 0
             assert worker.read_count == 20
-            assert not store.tenant.health.db_ok
+            assert not store.pipeline.health.db_ok
             assert await worker.group.length() == 70  # nothing acknowledged
             await proxy.restore()
             assert await worker.step() == 0.0
-            assert store.tenant.health.db_ok
+            assert store.pipeline.health.db_ok
     finally:
         await proxy.close()

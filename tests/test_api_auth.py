@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 import httpx
 
-from api.auth import is_loopback
-from consumers.streams import StreamLayout
+from drainer.api.auth import is_loopback
+from drainer.consumers.streams import StreamLayout
 from tests.support.api import api_client
 from tests.support.drainer import create_a_table, settings_from, write_config
 

@@ -18,11 +18,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from app.lifecycle import consumer_options, open_stores
-from app.settings import Settings
-from consumers.partition import PartitionWorker
-from consumers.producer import Producer, insert_op, update_op
-from consumers.streams import StreamLayout
+from drainer.consumers.partition import PartitionWorker
+from drainer.consumers.producer import Producer, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.lifecycle import consumer_options, open_stores
+from drainer.settings import Settings
 from tests.support.api import api_client
 from tests.support.drainer import settings_from, wait_until, write_config
 
@@ -283,7 +283,7 @@ async def test_a_batch_finishes_when_a_redis_call_swallows_the_keepalive_cancel(
         # a keep-alive round every 50 ms
         options = dataclasses.replace(consumer_options(settings), claim_min_idle_ms=150)
         worker = PartitionWorker(
-            store.tenant, 0, store.redis, options, asyncio.Semaphore(1), asyncio.Event()
+            store.pipeline, 0, store.redis, options, asyncio.Semaphore(1), asyncio.Event()
         )
 
         async def swallowing_refresh(ids: list[str]) -> int:

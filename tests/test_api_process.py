@@ -10,8 +10,8 @@ import httpx
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
 from tests.support.api import free_port
 from tests.support.drainer import (
     REDIS_URL,

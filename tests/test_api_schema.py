@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
 from tests.support.api import free_port
 from tests.support.drainer import (
     REDIS_URL,

@@ -19,10 +19,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from app.settings import SettingsError, load_settings
-from app.telemetry import JsonFormatter, TextFormatter
-from consumers.producer import Producer, insert_op
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer, insert_op
+from drainer.consumers.streams import StreamLayout
+from drainer.settings import SettingsError, load_settings
+from drainer.telemetry import JsonFormatter, TextFormatter
 from tests.support.api import api_client
 from tests.support.drainer import REDIS_URL, settings_from, wait_until, write_config
 from tests.support.run import drain_burst

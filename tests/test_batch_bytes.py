@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from app.lifecycle import Drainer, open_stores
-from consumers.group import StreamGroup
-from consumers.producer import Producer, insert_op
-from consumers.streams import StreamLayout
-from db.executor import BatchEntry, BatchHooks, BatchResult
+from drainer.consumers.group import StreamGroup
+from drainer.consumers.producer import Producer, insert_op
+from drainer.consumers.streams import StreamLayout
+from drainer.db.executor import BatchEntry, BatchHooks, BatchResult
+from drainer.lifecycle import Drainer, open_stores
 from tests.support.drainer import REDIS_URL, settings_from, stream_totals, write_config
 
 BUDGET_BYTES = 1024 * 1024
@@ -97,7 +97,7 @@ async def test_partition_of_big_entries_drains_with_batches_within_budget(
         stores = await open_stores(settings)
         batches: list[int] = []
         for store in stores.values():
-            executor = store.tenant.executor
+            executor = store.pipeline.executor
             apply = executor.apply
 
             async def recording(

@@ -27,7 +27,7 @@ async def test_quick_bench_reports_every_measure(
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "drainer",
             "bench",
             "--quick",
             "--partitions",

@@ -33,7 +33,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from consumers.streams import StreamLayout
+from drainer.consumers.streams import StreamLayout
 from tests.support.chaos import (
     SCHEMA,
     AofRedis,

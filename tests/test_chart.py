@@ -20,8 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.settings import Settings, load_settings
-from consumers.streams import StreamLayout
+from drainer.consumers.streams import StreamLayout
+from drainer.settings import Settings, load_settings
 
 CHART = Path(__file__).resolve().parent.parent / "helm" / "drainer"
 RELEASE = "rel"

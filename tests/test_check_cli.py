@@ -25,7 +25,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         if not k.startswith("DRAINER__") and k not in ("RUN_ENV", "CONFIG_DIR")
     }
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "drainer", *args],
         env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,

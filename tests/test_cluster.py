@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
 from tests.support.cluster import redis_cluster
 from tests.support.drainer import settings_from, stream_totals, write_config
 from tests.support.exactly_once import run_scenario

@@ -19,9 +19,9 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import TypeEngine
 
-from db.coercion import coercer_for
-from db.errors import CoercionError
-from db.models import ModelRegistry
+from drainer.db.coercion import coercer_for
+from drainer.db.errors import CoercionError
+from drainer.db.models import ModelRegistry
 from tests.conftest import sqlalchemy_url
 
 MOOD = pg.ENUM("happy", "sad", "ok", name="mood", create_type=False)

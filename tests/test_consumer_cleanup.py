@@ -8,8 +8,8 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as aioredis
 
-from consumers.producer import Producer, insert_op
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer, insert_op
+from drainer.consumers.streams import StreamLayout
 from tests.support.drainer import (
     REDIS_URL,
     spawn_drainer,

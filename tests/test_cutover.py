@@ -21,12 +21,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from app.lifecycle import Drainer, open_stores
-from consumers.entry import decode_entry
-from consumers.group import ReadMode, ReadResult, StreamGroup
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
-from db.operations import OpKind
+from drainer.consumers.entry import decode_entry
+from drainer.consumers.group import ReadMode, ReadResult, StreamGroup
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
+from drainer.db.operations import OpKind
+from drainer.lifecycle import Drainer, open_stores
 from tests.support.api import api_client
 from tests.support.drainer import (
     create_a_table,

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from consumers.dead_letter import NewDeadLetter
-from consumers.producer import Producer, update_op
+from drainer.consumers.dead_letter import NewDeadLetter
+from drainer.consumers.producer import Producer, update_op
 from tests.support.api import api_client
 from tests.support.drainer import create_a_table, settings_from, write_config
 

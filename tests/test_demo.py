@@ -39,7 +39,7 @@ def _demo(*args: str, tmp_path: Path) -> tuple[int, str, dict[str, Any]]:
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "drainer",
             "demo",
             "--count",
             str(COUNT),

@@ -12,10 +12,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-from db.executor import BatchEntry, EntryResult, Executor, Outcome
-from db.fence import create_watermark_table
-from db.models import ModelRegistry
-from db.operations import Operation, OpKind
+from drainer.db.executor import BatchEntry, EntryResult, Executor, Outcome
+from drainer.db.fence import create_watermark_table
+from drainer.db.models import ModelRegistry
+from drainer.db.operations import Operation, OpKind
 from tests.conftest import sqlalchemy_url
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, 0)

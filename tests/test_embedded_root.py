@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app import embedded
+from drainer import embedded
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the case exists only as root (PostgreSQL refuses to run as root)"

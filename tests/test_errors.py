@@ -11,10 +11,10 @@ import asyncpg
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.lifecycle import Drainer, open_stores
-from consumers.dead_letter import DeadLetterStream
-from consumers.producer import Producer, dumps, insert_op
-from consumers.streams import StreamLayout
+from drainer.consumers.dead_letter import DeadLetterStream
+from drainer.consumers.producer import Producer, dumps, insert_op
+from drainer.consumers.streams import StreamLayout
+from drainer.lifecycle import Drainer, open_stores
 from tests.conftest import sqlalchemy_url
 from tests.support.drainer import REDIS_URL, settings_from, stream_totals, wait_until, write_config
 from tests.support.models import Base, Charge, Wallet

@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql as pg
 
-from consumers.entry import decode_entry
-from consumers.streams import StreamLayout
-from db.coercion import coercer_for
-from db.errors import MalformedOperation
-from db.executor import Executor
-from db.operations import json_default, parse_operation
+from drainer.consumers.entry import decode_entry
+from drainer.consumers.streams import StreamLayout
+from drainer.db.coercion import coercer_for
+from drainer.db.errors import MalformedOperation
+from drainer.db.executor import Executor
+from drainer.db.operations import json_default, parse_operation
 from tests.support.drainer import REDIS_URL, settings_from, write_config
 from tests.support.run import drain_burst
 

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from db.fence import create_watermark_table, read_watermarks
+from drainer.db.fence import create_watermark_table, read_watermarks
 from tests.conftest import sqlalchemy_url
 
 REPLICAS = 8

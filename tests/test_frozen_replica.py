@@ -20,11 +20,11 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.settings import SettingsError, load_settings
-from app.store import Store
-from consumers.producer import Producer
-from consumers.streams import StreamLayout, partition_of
-from db.fence import WATERMARK_TABLE, create_watermark_table
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout, partition_of
+from drainer.db.fence import WATERMARK_TABLE, create_watermark_table
+from drainer.settings import SettingsError, load_settings
+from drainer.store import Store
 from tests.conftest import sqlalchemy_url
 from tests.support.drainer import (
     REDIS_URL,

@@ -6,8 +6,8 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from consumers.group import ReadMode, StreamGroup
-from consumers.streams import StreamLayout, partition_of
+from drainer.consumers.group import ReadMode, StreamGroup
+from drainer.consumers.streams import StreamLayout, partition_of
 
 
 async def _client(url: str) -> aioredis.Redis:

@@ -192,7 +192,7 @@ async def test_burst_drains_hyperswitch_entries_with_hyperswitchs_config(
             [
                 sys.executable,
                 "-m",
-                "app.cli",
+                "drainer",
                 "run",
                 "--config",
                 str(HYPERSWITCH_CONFIG),

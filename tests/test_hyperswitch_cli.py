@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from app.cli import hyperswitch_argv
-from app.settings import TenantConfig, hyperswitch_config_path, load_settings
+from drainer.cli import hyperswitch_argv
+from drainer.settings import Tenant, hyperswitch_config_path, load_settings
 from tests.conftest import ROOT
 from tests.support.drainer import REDIS_URL
 
@@ -30,8 +30,8 @@ HYPERSWITCH_CONFIG = ROOT / "tests" / "fixtures" / "hyperswitch_drainer.toml"
 PARTITIONS = 32  # the fixture's [drainer] num_partitions
 STREAM_NAME = "drainer_stream"  # the fixture's [drainer] stream_name
 BOTH_TENANTS = [
-    TenantConfig("public", "public", ""),
-    TenantConfig("tenant_a", "tenant_a", "tenant_a"),
+    Tenant("public", "public", ""),
+    Tenant("tenant_a", "tenant_a", "tenant_a"),
 ]
 
 
@@ -89,7 +89,7 @@ async def _drain_with(
         }
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "app.cli", *args],
+            [sys.executable, "-m", "drainer", *args],
             env=env,
             capture_output=True,
             timeout=120,
@@ -200,11 +200,11 @@ def test_listed_tenants_are_drained_with_multitenancy_disabled(tmp_path: Path) -
 def test_no_listed_tenant_drains_public(tmp_path: Path) -> None:
     path = tmp_path / "none.toml"
     path.write_text("[multitenancy]\nenabled = false\n")
-    assert load_settings(path, env={}).tenants() == [TenantConfig("public", "public", "")]
+    assert load_settings(path, env={}).tenants() == [Tenant("public", "public", "")]
 
 
 def test_listed_tenants_must_be_distinct_with_multitenancy_disabled(tmp_path: Path) -> None:
-    from app.settings import SettingsError
+    from drainer.settings import SettingsError
 
     path = tmp_path / "dup.toml"
     path.write_text(

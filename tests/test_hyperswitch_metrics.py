@@ -19,10 +19,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from pydantic import ValidationError
 
-from app.lifecycle import Drainer, open_stores
-from app.settings import Settings, TelemetrySettings
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
+from drainer.lifecycle import Drainer, open_stores
+from drainer.settings import Settings, TelemetrySettings
 from tests.support.drainer import settings_from, write_config
 
 Points = dict[tuple[str, frozenset[tuple[str, Any]]], Any]

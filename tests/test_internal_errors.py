@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as aioredis
 
-from consumers.producer import Producer, insert_op, update_op
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
 from tests.support.drainer import REDIS_URL, settings_from, write_config
 from tests.support.run import drain_burst
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import app
-from consumers import delete_op, insert_op, update_op
-from db import CoercionError, NoRowMatched, Outcome, UnknownTable
+import drainer
+from drainer.consumers import delete_op, insert_op, update_op
+from drainer.db import CoercionError, NoRowMatched, Outcome, UnknownTable
 from tests.support.drainer import stream_totals, write_config
 
 
@@ -19,8 +19,10 @@ async def test_load_settings_build_stores_execute_and_start_drainer(
     conn = await asyncpg.connect(pg_dsn)
     try:
         await conn.execute("CREATE TABLE account (id text PRIMARY KEY, balance bigint NOT NULL)")
-        settings = app.load_settings(write_config(tmp_path / "l.toml", pg_dsn, prefix=redis_prefix))
-        stores = {t.id: await app.Store.create(settings, t) for t in settings.tenants()}
+        settings = drainer.load_settings(
+            write_config(tmp_path / "l.toml", pg_dsn, prefix=redis_prefix)
+        )
+        stores = {t.id: await drainer.Store.create(settings, t) for t in settings.tenants()}
         store = stores["t1"]
         try:
             # execute one operation directly, outside any stream
@@ -44,7 +46,7 @@ async def test_load_settings_build_stores_execute_and_start_drainer(
             await store.producer.insert("account", {"id": "b", "balance": 1}, partition_key="b")
             await store.producer.update("account", {"id": "b"}, {"balance": 2}, partition_key="b")
             await store.producer.delete("account", {"id": "a"}, partition_key="a")
-            await app.start_drainer(stores, settings, burst=True)
+            await drainer.start_drainer(stores, settings, burst=True)
         finally:
             for s in stores.values():
                 await s.close()

@@ -17,19 +17,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from db.dialects import Dialect, FlatStruct, TaggedUnion, Variant
-from db.dialects.hyperswitch import ALIASES as HYPERSWITCH_ALIASES
-from db.dialects.hyperswitch import DIALECT as HYPERSWITCH
-from db.dialects.hyperswitch import KEYS as HYPERSWITCH_KEYS
-from db.errors import (
+from drainer.db.dialects import Dialect, FlatStruct, TaggedUnion, Variant
+from drainer.db.dialects.hyperswitch import ALIASES as HYPERSWITCH_ALIASES
+from drainer.db.dialects.hyperswitch import DIALECT as HYPERSWITCH
+from drainer.db.dialects.hyperswitch import KEYS as HYPERSWITCH_KEYS
+from drainer.db.errors import (
     CoercionError,
     MalformedOperation,
     MissingKey,
     UnknownColumn,
     UnknownTable,
 )
-from db.models import ModelRegistry
-from db.operations import OpKind
+from drainer.db.models import ModelRegistry
+from drainer.db.operations import OpKind
 from tests import declared_models
 from tests.conftest import sqlalchemy_url
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as aioredis
 
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
 from tests.support.drainer import REDIS_URL, settings_from, stream_totals, write_config
 from tests.support.run import drain_burst
 

@@ -21,7 +21,7 @@ def test_run_without_any_settings_refuses_with_one_line(tmp_path: Path) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     before = client.exists("{shard_0}_DRAINER_STREAM")
     proc = subprocess.run(
-        [sys.executable, "-m", "app.cli", "run", "--burst"],
+        [sys.executable, "-m", "drainer", "run", "--burst"],
         env=env,
         cwd=tmp_path,  # no config/ directory here for the Hyperswitch fallback to find
         capture_output=True,

@@ -17,10 +17,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from api.app import create_app
-from app.lifecycle import Drainer, open_stores
-from consumers.producer import Producer, insert_op, update_op
-from consumers.streams import StreamLayout
+from drainer.api.app import create_app
+from drainer.consumers.producer import Producer, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.lifecycle import Drainer, open_stores
 from tests.support.api import BASE_URL, api_client
 from tests.support.drainer import settings_from, wait_until, write_config
 

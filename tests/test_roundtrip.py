@@ -19,8 +19,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
 from tests.conftest import sqlalchemy_url
 from tests.support.drainer import REDIS_URL, settings_from, stream_totals, write_config
 from tests.support.models import Base, Charge, Wallet

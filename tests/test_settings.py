@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from app import settings as settings_module
-from app.settings import (
+from drainer import settings as settings_module
+from drainer.settings import (
     DEFAULT_CLAIM_MIN_IDLE_MS,
     DEFAULT_CONSUMER_GROUP,
     DEFAULT_DB_CONNECTION_TIMEOUT_S,
@@ -47,7 +47,7 @@ from app.settings import (
     RedisSettings,
     Settings,
     SettingsError,
-    TenantConfig,
+    Tenant,
     load_settings,
 )
 
@@ -102,8 +102,8 @@ def test_hyperswitch_file_loads_unchanged(caplog: pytest.LogCaptureFixture) -> N
     assert settings.redis.cluster_urls == ["redis.cluster.uri-1:8080", "redis.cluster.uri-2:4115"]
     assert (settings.server.host, settings.server.port) == ("0.0.0.0", 8081)
     assert settings.tenants() == [
-        TenantConfig("public", "public", ""),
-        TenantConfig("tenant_a", "tenant_a", "tenant_a"),
+        Tenant("public", "public", ""),
+        Tenant("tenant_a", "tenant_a", "tenant_a"),
     ]
     # ours, not in Hyperswitch's file: defaults
     assert settings.drainer.consumer_group == DEFAULT_CONSUMER_GROUP
@@ -132,7 +132,7 @@ def test_hyperswitch_style_tenants_inline_table_form(tmp_path: Path) -> None:
         'schema = "public", redis_key_prefix = "", clickhouse_database = "default" }'
     )
     path = write(tmp_path, f"[multitenancy]\nenabled = true\n[multitenancy.tenants]\n{public}\n")
-    assert load_settings(path, env={}).tenants() == [TenantConfig("public", "public", "")]
+    assert load_settings(path, env={}).tenants() == [Tenant("public", "public", "")]
 
 
 def test_long_hyperswitch_loop_interval_raises_the_idle_poll_ceiling(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ def test_environment_adds_tenants_and_tables() -> None:
             "DRAINER__TABLES__NULL_SETS_NULL": "address,customers",
         }
     )
-    assert settings.tenants() == [TenantConfig("tenant_b", "tenant_b", "tb")]
+    assert settings.tenants() == [Tenant("tenant_b", "tenant_b", "tb")]
     assert settings.tables.aliases == {"customer": "customers"}
     assert settings.tables.keys == {
         "payment_intent": ["payment_id", "merchant_id"],
@@ -632,10 +632,10 @@ def test_tenants_when_multitenancy_is_disabled() -> None:
     # every listed tenant, enabled or not, as Hyperswitch's Rust drainer (main.rs)
     settings = load_settings(HYPERSWITCH_FILE, env={"DRAINER__MULTITENANCY__ENABLED": "false"})
     assert settings.tenants() == [
-        TenantConfig("public", "public", ""),
-        TenantConfig("tenant_a", "tenant_a", "tenant_a"),
+        Tenant("public", "public", ""),
+        Tenant("tenant_a", "tenant_a", "tenant_a"),
     ]
-    assert load_settings(env={}).tenants() == [TenantConfig("public", "public", "")]
+    assert load_settings(env={}).tenants() == [Tenant("public", "public", "")]
 
 
 def test_tenants_keep_configuration_order(tmp_path: Path) -> None:
@@ -652,7 +652,7 @@ def test_tenants_keep_configuration_order(tmp_path: Path) -> None:
         """,
     )
     tenants = load_settings(path, env={}).tenants()
-    assert tenants == [TenantConfig("zeta", "zeta", "z"), TenantConfig("alpha", "alpha", "")]
+    assert tenants == [Tenant("zeta", "zeta", "z"), Tenant("alpha", "alpha", "")]
     with pytest.raises(AttributeError):
         tenants[0].schema = "other"  # type: ignore[misc]
 

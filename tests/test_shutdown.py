@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from consumers.producer import Producer, insert_op
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer, insert_op
+from drainer.consumers.streams import StreamLayout
 from tests.support.drainer import (
     REDIS_URL,
     spawn_drainer,
@@ -71,7 +71,7 @@ async def test_a_stop_signal_mid_drain_exits_cleanly_and_loses_nothing(
 
         second = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "app.cli", "run", "--config", str(config), "--burst"],
+            [sys.executable, "-m", "drainer", "run", "--config", str(config), "--burst"],
             capture_output=True,
             timeout=120,
         )

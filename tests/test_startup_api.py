@@ -18,8 +18,8 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
-from consumers.producer import Producer
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer
+from drainer.consumers.streams import StreamLayout
 from tests.support.api import free_port
 from tests.support.drainer import (
     REDIS_URL,
@@ -109,7 +109,7 @@ def test_a_port_in_use_fails_start_up_at_once_with_one_line(
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "drainer", "run", "--config", str(config)],
             env=env,
             capture_output=True,
             text=True,

@@ -19,7 +19,7 @@ from tests.support.drainer import write_config
 def _run(config: Path, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "run", "--config", str(config), "--burst"],
+        [sys.executable, "-m", "drainer", "run", "--config", str(config), "--burst"],
         env=env,
         capture_output=True,
         text=True,
@@ -59,7 +59,7 @@ def test_an_unreachable_database_is_retried_and_named(tmp_path: Path, redis_pref
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "drainer", "run", "--config", str(config)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

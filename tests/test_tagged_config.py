@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from app.settings import SettingsError
-from consumers.producer import Producer, insert_op, update_op
-from consumers.streams import StreamLayout
+from drainer.consumers.producer import Producer, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.settings import SettingsError
 from tests.support.drainer import REDIS_URL, settings_from, write_config
 from tests.support.run import drain_burst
 

@@ -20,13 +20,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.lifecycle import Drainer, open_stores
-from app.settings import Settings, TelemetrySettings
-from app.telemetry import JsonFormatter, TextFormatter
-from app.tracing import derived_traceparent, parent_span_id_for, trace_id_for
-from consumers.observe import NO_OBSERVER
-from consumers.producer import Producer, insert_op
-from consumers.streams import StreamLayout
+from drainer.consumers.observe import NO_OBSERVER
+from drainer.consumers.producer import Producer, insert_op
+from drainer.consumers.streams import StreamLayout
+from drainer.lifecycle import Drainer, open_stores
+from drainer.settings import Settings, TelemetrySettings
+from drainer.telemetry import JsonFormatter, TextFormatter
+from drainer.tracing import derived_traceparent, parent_span_id_for, trace_id_for
 from tests.support.api import api_client
 from tests.support.drainer import settings_from, wait_until, write_config
 
@@ -236,7 +236,7 @@ async def test_with_metrics_and_traces_off_the_loop_has_no_observer(
         client,
     ):
         assert not drainer.telemetry.tracing_enabled
-        assert all(s.tenant.observer is NO_OBSERVER for s in drainer.stores.values())
+        assert all(s.pipeline.observer is NO_OBSERVER for s in drainer.stores.values())
         resp = await client.get("/metrics")
         assert resp.status_code == 404 and "metrics_enabled" in resp.json()["detail"]
 

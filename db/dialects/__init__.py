@@ -6,10 +6,10 @@ Exports :class:`Dialect`, :class:`ValueShape`, :class:`TaggedUnion`, :class:`Var
 :func:`dialect_from_config`.
 """
 
-from db.dialects.config import dialect_from_config
-from db.dialects.dialect import BUILT_IN, NOT_MINE, Dialect, ValueShape, load_dialect
-from db.dialects.flat import FlatStruct
-from db.dialects.tagged import Derivation, FieldRule, TaggedUnion, Variant
+from drainer.db.dialects.config import dialect_from_config
+from drainer.db.dialects.dialect import BUILT_IN, NOT_MINE, Dialect, ValueShape, load_dialect
+from drainer.db.dialects.flat import FlatStruct
+from drainer.db.dialects.tagged import Derivation, FieldRule, TaggedUnion, Variant
 
 __all__ = [
     "BUILT_IN",

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from db.dialects.dialect import Dialect
-from db.dialects.tagged import TaggedUnion, Variant
+from drainer.db.dialects.dialect import Dialect
+from drainer.db.dialects.tagged import TaggedUnion, Variant
 
 #: Keys a table's entry may have, and a variant's.
 UNION_KEYS = frozenset({"enum", "stamps", "variants"})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from db.dialects.dialect import Dialect
-from db.dialects.flat import FlatStruct
-from db.dialects.tagged import FieldRule, TaggedUnion, Variant
+from drainer.db.dialects.dialect import Dialect
+from drainer.db.dialects.flat import FlatStruct
+from drainer.db.dialects.tagged import FieldRule, TaggedUnion, Variant
 
 #: Update tags end in this suffix (Hyperswitch writes ``address_update``).
 UPDATE_TAG_SUFFIX = "_update"

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.dialects.flat import FlatStruct
-from db.dialects.tagged import TaggedUnion
+from drainer.db.dialects.flat import FlatStruct
+from drainer.db.dialects.tagged import TaggedUnion
 
 #: Marker a value shape returns for a value that is not its shape.
 NOT_MINE: Any = object()
@@ -99,7 +99,7 @@ class Dialect:
 
 
 #: Dialects known by name.
-BUILT_IN = {"hyperswitch": "db.dialects.hyperswitch:DIALECT"}
+BUILT_IN = {"hyperswitch": "drainer.db.dialects.hyperswitch:DIALECT"}
 
 
 def load_dialect(reference: str) -> Dialect:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.errors import MalformedOperation
+from drainer.db.errors import MalformedOperation
 
 #: A field check: the value as the producer's deserializer leaves it; ValueError if it fails.
 Check = Callable[[Any], Any]

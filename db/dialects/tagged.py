@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from db.errors import MalformedOperation
+from drainer.db.errors import MalformedOperation
 
 #: ``derive`` function: (variant fields, original row, changeset so far) -> None;
 #: it changes the changeset in place (keys are column names, None is SQL NULL).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from db.dialects.describe import describe
-from db.dialects.hyperswitch import ALIASES, DIALECT
+from drainer.db.dialects.describe import describe
+from drainer.db.dialects.hyperswitch import ALIASES, DIALECT
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "hyperswitch.md"
@@ -21,7 +21,7 @@ def _generated_section() -> str:
 
 def test_the_doc_lists_what_drainer_dialect_prints() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "app.cli", "dialect", "hyperswitch"],
+        [sys.executable, "-m", "drainer", "dialect", "hyperswitch"],
         capture_output=True,
         text=True,
         check=True,
@@ -42,7 +42,7 @@ def test_every_tag_and_variant_is_named() -> None:
 
 def test_an_unknown_dialect_is_refused_with_a_reason() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "app.cli", "dialect", "nosuch"], capture_output=True, text=True
+        [sys.executable, "-m", "drainer", "dialect", "nosuch"], capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert "dialect 'nosuch': expected a built-in name (hyperswitch)" in proc.stderr

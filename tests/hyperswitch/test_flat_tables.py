@@ -36,13 +36,13 @@ from typing import Any
 
 import pytest
 
-from db.dialects.hyperswitch.flat import (
+from drainer.db.dialects.hyperswitch.flat import (
     FLAT_INSERTS,
     FLAT_UPDATES,
     description,
     reference_id,
 )
-from db.errors import MalformedOperation
+from drainer.db.errors import MalformedOperation
 from tests.support.hyperswitch import (
     HyperswitchDrain,
     assert_only_changed,

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from api.app import create_app
-from app.lifecycle import Drainer, open_stores
-from app.settings import Settings
+from drainer.api.app import create_app
+from drainer.lifecycle import Drainer, open_stores
+from drainer.settings import Settings
 
 BASE_URL = "http://drainer.test"
 #: The one 5xx the API answers on purpose: a probe saying "not ready" (Kubernetes' contract).

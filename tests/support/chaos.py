@@ -29,10 +29,10 @@ import asyncpg
 import redis
 import redis.asyncio as aioredis
 
-from app.embedded import free_port
-from consumers.producer import Producer, delete_op, insert_op, update_op
-from consumers.streams import StreamLayout
-from db.operations import Operation
+from drainer.consumers.producer import Producer, delete_op, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.db.operations import Operation
+from drainer.embedded import free_port
 from tests.support.drainer import stream_totals, wait_until
 from tests.support.proxy import TcpProxy
 
@@ -85,7 +85,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from app.embedded import redis_server_binary as bundled
+    from drainer.embedded import redis_server_binary as bundled
 
     return str(bundled())
 
@@ -165,7 +165,7 @@ def postgres_bin_dir() -> Path:
     on_path = shutil.which("pg_ctl")
     if on_path:
         return Path(on_path).parent
-    from app.embedded import postgres_bin_dir as bundled
+    from drainer.embedded import postgres_bin_dir as bundled
 
     return bundled()
 
@@ -258,7 +258,7 @@ def spawn_replica(
     log = log_dir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "drainer", "run", "--config", str(config)],
             env=full,
             stdin=subprocess.DEVNULL,
             stdout=out,

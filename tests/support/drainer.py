@@ -15,8 +15,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from app.settings import Settings, load_settings
-from consumers.streams import StreamLayout
+from drainer.consumers.streams import StreamLayout
+from drainer.settings import Settings, load_settings
 
 REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAST_DRAINER = {
@@ -98,7 +98,7 @@ def spawn_drainer(config: Path, *args: str, consumer: str | None = None) -> subp
     if consumer:
         env["DRAINER__DRAINER__CONSUMER_NAME"] = consumer
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "run", "--config", str(config), *args],
+        [sys.executable, "-m", "drainer", "run", "--config", str(config), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

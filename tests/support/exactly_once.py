@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from consumers.producer import Producer, insert_op, update_op
-from consumers.streams import StreamLayout
-from db.operations import Operation
+from drainer.consumers.producer import Producer, insert_op, update_op
+from drainer.consumers.streams import StreamLayout
+from drainer.db.operations import Operation
 from tests.support.drainer import (
     spawn_drainer,
     stop_process,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.lifecycle import Drainer, open_stores
-from app.settings import Settings
+from drainer.lifecycle import Drainer, open_stores
+from drainer.settings import Settings
 
 
 async def drain_burst(settings: Settings) -> dict[str, dict[str, int]]:
@@ -14,4 +14,4 @@ async def drain_burst(settings: Settings) -> dict[str, dict[str, int]]:
         await drainer.run()
     finally:
         await drainer.close()
-    return {tid: dict(store.tenant.health.counters) for tid, store in stores.items()}
+    return {tid: dict(store.pipeline.health.counters) for tid, store in stores.items()}

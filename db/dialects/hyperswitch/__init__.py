@@ -12,14 +12,14 @@ docs/hyperswitch.md lists every tag and variant and how it is applied.
 
 from __future__ import annotations
 
-from db.dialects.dialect import Dialect
-from db.dialects.hyperswitch.flat import FLAT_INSERTS, FLAT_UPDATES
-from db.dialects.hyperswitch.payment_attempt import PAYMENT_ATTEMPT_UPDATE
-from db.dialects.hyperswitch.payment_intent import PAYMENT_INTENT_UPDATE
-from db.dialects.hyperswitch.payout_attempt import PAYOUT_ATTEMPT_UPDATE
-from db.dialects.hyperswitch.payouts import PAYOUTS_UPDATE
-from db.dialects.hyperswitch.refund import REFUND_UPDATE
-from db.dialects.hyperswitch.values import CONNECTOR_TRANSACTION_ID, ENCRYPTION
+from drainer.db.dialects.dialect import Dialect
+from drainer.db.dialects.hyperswitch.flat import FLAT_INSERTS, FLAT_UPDATES
+from drainer.db.dialects.hyperswitch.payment_attempt import PAYMENT_ATTEMPT_UPDATE
+from drainer.db.dialects.hyperswitch.payment_intent import PAYMENT_INTENT_UPDATE
+from drainer.db.dialects.hyperswitch.payout_attempt import PAYOUT_ATTEMPT_UPDATE
+from drainer.db.dialects.hyperswitch.payouts import PAYOUTS_UPDATE
+from drainer.db.dialects.hyperswitch.refund import REFUND_UPDATE
+from drainer.db.dialects.hyperswitch.values import CONNECTOR_TRANSACTION_ID, ENCRYPTION
 
 #: Tags (kv.rs, ``rename_all = "snake_case"``) that are not their table's name.
 ALIASES = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from db.dialects.hyperswitch.values import form_id_and_data
-from db.dialects.tagged import Derivation
+from drainer.db.dialects.hyperswitch.values import form_id_and_data
+from drainer.db.dialects.tagged import Derivation
 
 
 def _txn_id(fields: Mapping[str, Any], _orig: Mapping[str, Any], changes: dict[str, Any]) -> None:

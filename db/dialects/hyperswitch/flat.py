@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from db.dialects.flat import FlatStruct, rust_trimmed
+from drainer.db.dialects.flat import FlatStruct, rust_trimmed
 
 #: ``MAX_ALLOWED_MERCHANT_REFERENCE_ID_LENGTH`` / ``MAX_DESCRIPTION_LENGTH`` (consts.rs).
 MAX_ID_BYTES = 64

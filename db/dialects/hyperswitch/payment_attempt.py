@@ -25,8 +25,8 @@ Every field of every variant reaches the changeset: the From impl ignores none.
 
 from __future__ import annotations
 
-from db.dialects.hyperswitch.derived import CARD_NETWORK, CONNECTOR_TXN_ID, NET_AMOUNT
-from db.dialects.tagged import TaggedUnion, Variant
+from drainer.db.dialects.hyperswitch.derived import CARD_NETWORK, CONNECTOR_TXN_ID, NET_AMOUNT
+from drainer.db.dialects.tagged import TaggedUnion, Variant
 
 #: Variants whose ``connector_transaction_id`` goes through ``form_id_and_data``.
 _TXN = ("connector_transaction_id",)

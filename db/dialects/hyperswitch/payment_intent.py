@@ -30,7 +30,7 @@ NULL, so here such an entry is dead-lettered as a null required field instead.
 
 from __future__ import annotations
 
-from db.dialects.tagged import TaggedUnion, Variant
+from drainer.db.dialects.tagged import TaggedUnion, Variant
 
 #: ``String::default()`` of the variants that carry no ``updated_by``.
 NO_UPDATED_BY = {"updated_by": ""}

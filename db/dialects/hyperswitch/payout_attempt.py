@@ -13,7 +13,7 @@ finds the row by ``payout_attempt_id`` and ``merchant_id``.
 
 from __future__ import annotations
 
-from db.dialects.tagged import TaggedUnion, Variant
+from drainer.db.dialects.tagged import TaggedUnion, Variant
 
 PAYOUT_ATTEMPT_UPDATE = TaggedUnion(
     "PayoutAttemptUpdate",

@@ -12,7 +12,7 @@ never sets SQL NULL; non-``Option`` variant fields wrapped in ``Some`` are requi
 
 from __future__ import annotations
 
-from db.dialects.tagged import TaggedUnion, Variant
+from drainer.db.dialects.tagged import TaggedUnion, Variant
 
 PAYOUTS_UPDATE = TaggedUnion(
     "PayoutsUpdate",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from db.dialects.tagged import TaggedUnion, Variant
+from drainer.db.dialects.tagged import TaggedUnion, Variant
 
 REFUND_UPDATE = TaggedUnion(
     "RefundUpdate",

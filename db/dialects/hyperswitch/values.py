@@ -13,7 +13,7 @@ from typing import Any
 
 import blake3
 
-from db.dialects.dialect import NOT_MINE, ValueShape
+from drainer.db.dialects.dialect import NOT_MINE, ValueShape
 
 #: ``CONNECTOR_TRANSACTION_ID_HASH_BYTES`` in ``crates/common_utils/src/consts.rs``.
 CONNECTOR_TRANSACTION_ID_HASH_BYTES = 25
