@@ -42,7 +42,12 @@ COPY db ./db
 COPY api ./api
 # A regular (non-editable) install: the code lands in the venv's site-packages,
 # byte-compiled, so the runtime image needs no source tree and never writes .pyc.
+# The image carries the service only: the developer tools (drainer.devtools: the
+# benchmark, the demo, the embedded servers) are removed, and `drainer bench` or
+# `drainer demo` then says so in one line and exits 2.
 RUN pip install ".[${DRAINER_EXTRAS}]" \
+ && rm -rf "$(python -c 'import pathlib, drainer; print(pathlib.Path(drainer.__file__).parent / "devtools")')" \
+ && ! python -c 'import drainer.devtools' 2> /dev/null \
  && drainer --help > /dev/null
 
 # --- runtime -------------------------------------------------------------------------

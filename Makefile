@@ -15,6 +15,14 @@ install: $(VENV)/.installed
 test: install
 	$(VENV)/bin/pytest -q
 
+# the two lanes `make test` runs together (markers set in tests/conftest.py)
+.PHONY: test-fast test-integration
+test-fast: install
+	$(VENV)/bin/pytest -q -m unit
+
+test-integration: install
+	$(VENV)/bin/pytest -q -m integration
+
 lint: install
 	$(VENV)/bin/ruff check app consumers db api tests
 	$(VENV)/bin/ruff format --check app consumers db api tests

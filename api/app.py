@@ -1,8 +1,9 @@
 """The operator API (FastAPI), served inside ``drainer run`` on the drainer's event loop.
 
-Routes by noun: :mod:`api.health`, :mod:`api.pending` and :mod:`api.replay`,
-:mod:`api.dead_letters`, :mod:`api.telemetry`. Handlers call ``consumers`` and
-``db``; none sends Redis commands itself.
+Routes by noun: :mod:`drainer.api.health`, :mod:`drainer.api.pending`,
+:mod:`drainer.api.replay`, :mod:`drainer.api.dead_letters` and
+:mod:`drainer.api.telemetry`. Handlers call ``consumers`` and ``db``; none sends
+Redis commands itself.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from drainer.api.errors import install_error_handlers
 from drainer.api.responses import SafeJSONResponse
 
 if TYPE_CHECKING:
+    from drainer.api.deps import Drainer, StartupState
     from drainer.consumers.replay import Replayer
-    from drainer.lifecycle import Drainer, StartupStatus
 
 #: 2: entry contents need a token and listings are redacted by default.
 API_VERSION = "2.0.0"
@@ -58,12 +59,12 @@ def create_app(drainer: Drainer) -> FastAPI:
 class StartupDispatcher:
     """The ASGI app uvicorn serves from before the stores open: "starting" until ``app`` is set.
 
-    ``run_drainer`` binds and serves it before the first store attempt, so probes
-    answer while start-up retries (:func:`api.health.starting_response`), then sets
-    ``app`` to the real app, which takes over on the same socket.
+    The composition root (``drainer.main``) serves it before the first store attempt,
+    so probes answer while start-up retries (:func:`drainer.api.health.starting_response`),
+    then sets ``app`` to the real app, which takes over on the same socket.
     """
 
-    def __init__(self, status: StartupStatus) -> None:
+    def __init__(self, status: StartupState) -> None:
         self.status = status
         self.app: Any = None
 

@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from drainer.api.auth import Admin, Operator, Reader, audit
-from drainer.api.deps import DrainerDep, check_entry_id, store_for_tenant
+from drainer.api.deps import Drainer, DrainerDep, check_entry_id, store_for_tenant
 from drainer.api.errors import ERROR_RESPONSES
 from drainer.api.schemas import (
     ENTRY_ID_EXAMPLE,
@@ -40,7 +40,6 @@ from drainer.consumers import inspect, replay
 from drainer.consumers.dead_letter import DeadLetter, queued_of
 from drainer.db import parking
 from drainer.db.errors import StreamWentBack
-from drainer.lifecycle import Drainer
 from drainer.store import Store
 
 router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)

@@ -1,14 +1,59 @@
-"""What route handlers share: the drainer, and turning path parameters into its tenants."""
+"""What route handlers share: the drainer they serve, and its tenants by path parameter.
+
+The API knows the running drainer only through :class:`Drainer`, the few things a
+route reads of it; the engine (``drainer.lifecycle``) satisfies it and is wired to
+the app by the composition root (``drainer.main``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
 from drainer.consumers.inspect import valid_entry_id
-from drainer.lifecycle import Drainer
+from drainer.consumers.options import ConsumerOptions
+from drainer.settings import Settings
 from drainer.store import Store
+from drainer.telemetry import Telemetry
+
+
+class Drainer(Protocol):
+    """What the operator API reads of the drainer it serves."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings it runs with."""
+
+    @property
+    def stores(self) -> Mapping[str, Store]:
+        """Its tenants' stores by tenant id."""
+
+    @property
+    def options(self) -> ConsumerOptions:
+        """Its consumer group, consumer name and read options."""
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Its metrics and traces."""
+
+    @property
+    def started_at(self) -> float:
+        """When it started (Unix time)."""
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+
+
+class StartupState(Protocol):
+    """What start-up waits for, while the API answers "starting"."""
+
+    @property
+    def waiting_for(self) -> str:
+        """A short description of what start-up waits for now."""
+
 
 #: How many stream keys an "unknown stream" message shows as examples.
 SHOWN_STREAMS = 2

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from drainer.api.responses import SafeJSONResponse
 from drainer.api.schemas import ErrorResponse
-from drainer.consumers.replay import ReplayRefused
+from drainer.consumers.replay import NotPending, ReplayConflict, ReplayRefused
 from drainer.db.errors import TransientError
 
 log = logging.getLogger("drainer.api")
@@ -74,9 +74,21 @@ async def _http_error(_request: Request, exc: Exception) -> SafeJSONResponse:
     return SafeJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
+#: The HTTP status of each refusal the consumers raise (the most specific class wins).
+REFUSAL_STATUS: tuple[tuple[type[ReplayRefused], int], ...] = (
+    (NotPending, 404),
+    (ReplayConflict, 409),
+)
+
+
+def refusal_status(exc: ReplayRefused) -> int:
+    """The HTTP status that says why the consumers refused."""
+    return next((code for cls, code in REFUSAL_STATUS if isinstance(exc, cls)), 409)
+
+
 async def _replay_refused(_request: Request, exc: Exception) -> SafeJSONResponse:
     assert isinstance(exc, ReplayRefused)
-    return SafeJSONResponse({"detail": str(exc)}, status_code=exc.status)
+    return SafeJSONResponse({"detail": str(exc)}, status_code=refusal_status(exc))
 
 
 async def _redis_error(_request: Request, exc: Exception) -> SafeJSONResponse:

@@ -15,7 +15,7 @@ import time
 from fastapi import APIRouter
 
 from drainer.api.auth import Reader
-from drainer.api.deps import DrainerDep
+from drainer.api.deps import Drainer, DrainerDep
 from drainer.api.errors import ERROR_RESPONSES
 from drainer.api.responses import SafeJSONResponse
 from drainer.api.schemas import (
@@ -26,15 +26,8 @@ from drainer.api.schemas import (
     TenantDeepHealth,
     TenantReadiness,
 )
-from drainer.consumers.probe import (
-    CheckResult,
-    ping_database,
-    ping_redis,
-    probe_database,
-    probe_redis,
-    timed_check,
-)
-from drainer.lifecycle import Drainer
+from drainer.consumers.probe import CheckResult, ping_redis, probe_redis, timed_check
+from drainer.db.probe import ping_database, probe_database
 from drainer.store import Store
 from drainer.telemetry import liveness_window_s
 

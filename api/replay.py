@@ -13,12 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from drainer.api.auth import Admin, audit
-from drainer.api.deps import DrainerDep, check_entry_id, store_for_stream
+from drainer.api.deps import Drainer, DrainerDep, check_entry_id, store_for_stream
 from drainer.api.errors import ERROR_RESPONSES
 from drainer.api.pending import StreamPath
 from drainer.api.schemas import ENTRY_ID_EXAMPLE, ReplayedEntry, ReplayResult
 from drainer.consumers.replay import Replayer, ReplayRefused
-from drainer.lifecycle import Drainer
 
 router = APIRouter(tags=["pending"], responses=ERROR_RESPONSES)
 

@@ -59,6 +59,11 @@ RunConfigOption = Annotated[
 ]
 #: Hyperswitch's drainer takes ``-f FILE`` / ``--config-path FILE`` with no subcommand.
 HYPERSWITCH_FLAGS = ("-f", "--config-path")
+#: What ``bench`` and ``demo`` say where ``drainer.devtools`` is not installed (the image).
+NO_DEVTOOLS_MESSAGE = (
+    "drainer {command}: the developer tools (drainer.devtools) are not installed here; "
+    "run it from a source checkout with `make {command}`"
+)
 
 
 @cli.callback()
@@ -85,7 +90,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the drainer: the consumer loop and the operator API."""
-    from drainer.lifecycle import run_drainer
+    from drainer.main import run_drainer
 
     if config is None:
         config = hyperswitch_config_path()
@@ -124,11 +129,21 @@ DatabaseUrlOption = Annotated[
 ]
 
 
+def _require_devtools(command: str) -> None:
+    """Exit 2 with one line unless ``drainer.devtools`` can be imported."""
+    try:
+        # the package's __init__ imports nothing, so only the package itself can be missing
+        import drainer.devtools  # noqa: F401
+    except ModuleNotFoundError:
+        typer.echo(NO_DEVTOOLS_MESSAGE.format(command=command), err=True)
+        raise typer.Exit(2) from None
+
+
 def _server_urls(
     config: Path | None, redis_url: str | None, database_url: str | None
 ) -> tuple[Settings, str | None, str | None]:
     """The settings, and explicit URLs, else the ones the settings configure (None: unset)."""
-    from drainer.embedded import configured_urls, plain_postgres_url
+    from drainer.devtools.embedded import configured_urls, plain_postgres_url
 
     try:
         settings = load_settings(config)
@@ -220,8 +235,9 @@ def bench(
 
     from rich.console import Console
 
-    from drainer import bench as benchmark
-    from drainer.embedded import EmbeddedError, servers
+    _require_devtools("bench")
+    from drainer.devtools import bench as benchmark
+    from drainer.devtools.embedded import EmbeddedError, servers
 
     drainer_settings = _parse_sets(settings_overrides or [])
     try:
@@ -247,7 +263,7 @@ def bench(
     _, redis, database = _server_urls(config, redis_url, database_url)
     console = Console(stderr=True)
     configure_logging("WARNING")
-    logging.getLogger("drainer.embedded").setLevel(logging.INFO)
+    logging.getLogger("drainer.devtools.embedded").setLevel(logging.INFO)
 
     def progress(message: str) -> None:
         console.print(f"[dim]bench:[/dim] {message}")
@@ -322,9 +338,10 @@ def demo(
     from rich.console import Console
     from rich.logging import RichHandler
 
-    from drainer.demo import DemoOptions, run_demo
-    from drainer.demo_view import LineView, LiveView, print_summary
-    from drainer.embedded import EmbeddedError, servers
+    _require_devtools("demo")
+    from drainer.devtools.demo import DemoOptions, run_demo
+    from drainer.devtools.demo_view import LineView, LiveView, print_summary
+    from drainer.devtools.embedded import EmbeddedError, servers
 
     settings, redis, database = _server_urls(config, redis_url, database_url)
     console = Console(highlight=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from drainer.consumers.dead_letter import DeadLetterStream
 from drainer.consumers.group import RedisClient
+from drainer.consumers.observe import NO_OBSERVER, DrainObserver
 from drainer.consumers.partition import Pipeline
 from drainer.consumers.producer import Producer
 from drainer.consumers.streams import StreamLayout
@@ -24,14 +26,23 @@ from drainer.db.fence import create_watermark_table
 from drainer.db.models import ModelRegistry
 from drainer.db.operations import Operation, json_default
 from drainer.db.parking import create_parked_table
-from drainer.settings import DatabaseSettings, RedisSettings, Settings, Tenant
+from drainer.settings import (
+    DEFAULT_REDIS_HOST,
+    DEFAULT_REDIS_PORT,
+    DatabaseSettings,
+    RedisSettings,
+    Settings,
+    Tenant,
+)
 
 log = logging.getLogger("drainer.store")
+
+#: Makes the observer of a tenant's workers from its id and its models (telemetry).
+ObserverFactory = Callable[[str, ModelRegistry], DrainObserver]
 
 REDIS_SOCKET_TIMEOUT_S = 10.0
 REDIS_CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 5.0
-DEFAULT_PORT = 6379
 #: ``application_name`` of the drainer's database sessions (``pg_stat_activity``).
 APPLICATION_NAME = "drainer"
 
@@ -55,7 +66,9 @@ def make_redis(settings: RedisSettings) -> RedisClient:
         nodes = []
         for url in settings.cluster_node_urls():
             parts = urlsplit(url)
-            nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT))
+            nodes.append(
+                ClusterNode(parts.hostname or DEFAULT_REDIS_HOST, parts.port or DEFAULT_REDIS_PORT)
+            )
         first = urlsplit(settings.cluster_node_urls()[0])
         return RedisCluster(
             startup_nodes=nodes,
@@ -126,6 +139,8 @@ class Store:
         redis: RedisClient,
         engine: AsyncEngine,
         registry: ModelRegistry,
+        *,
+        observer: DrainObserver = NO_OBSERVER,
     ) -> None:
         self.tenant = tenant
         self.settings = settings
@@ -141,10 +156,14 @@ class Store:
             registry,
             max_attempts=drainer.max_attempts,
             park_entity=drainer.on_dead_letter == "park_entity",
+            # a do-nothing observer: no clock is read per statement
+            on_statement=None if observer is NO_OBSERVER else observer.statement,
         )
         self.dead_letters = DeadLetterStream(redis, self.layout.dead_letter_key)
         self.producer = Producer(redis, self.layout)
-        self.pipeline = Pipeline(tenant.id, self.layout, self.executor, self.dead_letters)
+        self.pipeline = Pipeline(
+            tenant.id, self.layout, self.executor, self.dead_letters, observer=observer
+        )
 
     @property
     def id(self) -> str:
@@ -152,9 +171,18 @@ class Store:
 
     @classmethod
     async def create(
-        cls, settings: Settings, tenant: Tenant, *, redis: RedisClient | None = None
+        cls,
+        settings: Settings,
+        tenant: Tenant,
+        *,
+        redis: RedisClient | None = None,
+        observe: ObserverFactory | None = None,
     ) -> Store:
-        """Connect, make sure the schema and watermark table exist, load the models."""
+        """Connect, make sure the schema and watermark table exist, load the models.
+
+        ``observe(tenant_id, registry)`` gives the observer the tenant's workers report
+        to (the application's telemetry); without it nothing is recorded per batch.
+        """
         redis = redis if redis is not None else make_redis(settings.redis)
         engine = make_engine(settings, tenant.schema)
         try:
@@ -186,7 +214,8 @@ class Store:
             len(registry.tables),
             tenant.schema,
         )
-        return cls(tenant, settings, redis, engine, registry)
+        observer = observe(tenant.id, registry) if observe is not None else NO_OBSERVER
+        return cls(tenant, settings, redis, engine, registry, observer=observer)
 
     async def execute(self, operation: Operation) -> Outcome:
         """Apply one operation now, alone (like Hyperswitch's ``execute_query``)."""

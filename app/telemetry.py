@@ -21,6 +21,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 
+from drainer.consumers.entry import StreamSource
 from drainer.consumers.group import ReadMode, ReadResult
 from drainer.consumers.observe import NO_OBSERVER, PARSE_ERROR_CLASSES, DrainObserver, ErrorClass
 from drainer.db.errors import DrainerDbError
@@ -226,8 +227,8 @@ class TenantObserver(DrainObserver):
         self,
         stream: str,
         read: ReadResult,
-        batch: Sequence[BatchEntry],
-        result: BatchResult,
+        batch: Sequence[BatchEntry[StreamSource]],
+        result: BatchResult[StreamSource],
         started_ns: int,
     ) -> None:
         ended_ns = time.time_ns()
@@ -244,7 +245,7 @@ class TenantObserver(DrainObserver):
                 op = entry.operation
                 if op is not None:
                     committed[op.kind, self._table(op.tag, op.kind)] += 1
-                envelope = entry.context[1] if isinstance(entry.context, tuple) else None
+                envelope = entry.source.envelope
                 if envelope is not None:
                     pushed.append(envelope.pushed_at)
                     if hs is not None and op is not None:
@@ -278,7 +279,7 @@ class TenantObserver(DrainObserver):
         except DrainerDbError:
             return tag
 
-    def _dead(self, error: DrainerDbError | None, entry: BatchEntry) -> None:
+    def _dead(self, error: DrainerDbError | None, entry: BatchEntry[StreamSource]) -> None:
         error_class = error.error_class if error is not None else "unknown"
         self.metrics.dead_letters.add(1, {"tenant": self.tenant, "error_class": error_class})
         where = ErrorClass.PARSE if error_class in PARSE_ERROR_CLASSES else ErrorClass.QUERY
@@ -290,14 +291,18 @@ class TenantObserver(DrainObserver):
             else:
                 self._hs_query_error(entry)
 
-    def _hs_query_error(self, entry: BatchEntry) -> None:
+    def _hs_query_error(self, entry: BatchEntry[StreamSource]) -> None:
         op = entry.operation
         if self.hyperswitch is not None and op is not None:
             labels = self._hs_op(op.kind, self._table(op.tag, op.kind))
             self.hyperswitch.errors_while_query_execution.add(1, labels)
 
     def batch_failed(
-        self, stream: str, batch: Sequence[BatchEntry], error: BaseException, started_ns: int
+        self,
+        stream: str,
+        batch: Sequence[BatchEntry[StreamSource]],
+        error: BaseException,
+        started_ns: int,
     ) -> None:
         ended_ns = time.time_ns()
         self.metrics.batches.add(1, {"tenant": self.tenant, "result": "failed"})
@@ -321,7 +326,6 @@ class Telemetry:
     def __init__(
         self,
         settings: Settings,
-        stores: Mapping[str, Store],
         *,
         span_processors: Sequence[SpanProcessor] = (),
         metric_readers: Sequence[MetricReader] = (),
@@ -352,21 +356,25 @@ class Telemetry:
             if tel.hyperswitch_metrics
             else None
         )
+        self.pending: PendingMonitor | None = None
+
+    def observer(self, tenant_id: str, registry: ModelRegistry) -> DrainObserver:
+        """The observer a tenant's workers report to (give it to ``Store.create``)."""
+        if not self.metrics.enabled and self.spans is None and self.hyperswitch is None:
+            return NO_OBSERVER  # nothing to record: keep the hot path bare
+        tracer = BatchTracer(self.spans, tenant_id) if self.spans is not None else None
+        return TenantObserver(tenant_id, registry, self.metrics, tracer, self.hyperswitch)
+
+    def watch(self, stores: Mapping[str, Store]) -> None:
+        """Read the backlog and health gauges from these open stores (once, before ``run``)."""
         first = next(iter(stores.values()))
         self.pending = PendingMonitor(
             first.redis,
             {tenant_id: store.layout for tenant_id, store in stores.items()},
-            settings.drainer.consumer_group,
+            self.settings.drainer.consumer_group,
         )
         self.metrics.pending = self.pending
-        self.metrics.health = self._health_of(stores, liveness_window_s(settings))
-        self.observers: dict[str, DrainObserver] = {}
-        for tenant_id, store in stores.items():
-            observer = self._observer(tenant_id, store.registry)
-            self.observers[tenant_id] = observer
-            store.pipeline.observer = observer
-            if observer is not NO_OBSERVER:
-                store.executor.on_statement = observer.statement
+        self.metrics.health = self._health_of(stores, liveness_window_s(self.settings))
 
     @staticmethod
     def _health_of(stores: Mapping[str, Store], window_s: float) -> HealthSource:
@@ -385,15 +393,9 @@ class Telemetry:
         """True when spans are made (traces enabled and something receives them)."""
         return self.spans is not None
 
-    def _observer(self, tenant_id: str, registry: ModelRegistry) -> DrainObserver:
-        if not self.metrics.enabled and self.spans is None and self.hyperswitch is None:
-            return NO_OBSERVER  # nothing to record: keep the hot path bare
-        tracer = BatchTracer(self.spans, tenant_id) if self.spans is not None else None
-        return TenantObserver(tenant_id, registry, self.metrics, tracer, self.hyperswitch)
-
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the backlog gauges fresh until ``stop`` (the drainer holds this task)."""
-        if self.metrics.enabled:
+        if self.metrics.enabled and self.pending is not None:
             await self.pending.run(stop)
         else:
             await stop.wait()

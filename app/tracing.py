@@ -37,8 +37,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from drainer.consumers.entry import Envelope
-from drainer.consumers.group import RawEntry
+from drainer.consumers.entry import StreamSource
 from drainer.db.executor import BatchEntry, BatchResult, Outcome
 
 log = logging.getLogger("drainer.tracing")
@@ -103,11 +102,6 @@ def entity_parent(global_id: str) -> SpanContext:
         is_remote=True,
         trace_flags=_SAMPLED,
     )
-
-
-def entity_context(global_id: str) -> Context:
-    """A context carrying :func:`entity_parent` (to start live spans in the entity's trace)."""
-    return trace.set_span_in_context(trace.NonRecordingSpan(entity_parent(global_id)))
 
 
 def parse_traceparent(traceparent: str) -> SpanContext | None:
@@ -216,8 +210,8 @@ class BatchTracer:
         self,
         stream: str,
         read_mode: str,
-        batch: Sequence[BatchEntry],
-        result: BatchResult | None,
+        batch: Sequence[BatchEntry[StreamSource]],
+        result: BatchResult[StreamSource] | None,
         error: BaseException | None,
         started_ns: int,
         ended_ns: int,
@@ -261,14 +255,14 @@ class BatchTracer:
     def _entry(
         self,
         stream: str,
-        entry: BatchEntry,
+        entry: BatchEntry[StreamSource],
         outcome: str,
         error: BaseException | None,
         links: Sequence[Link],
         started_ns: int,
         ended_ns: int,
     ) -> None:
-        raw, envelope = _context_of(entry)
+        raw, envelope = entry.source.raw, entry.source.envelope
         attributes: dict[str, Any] = {
             "drainer.stream": stream,
             "drainer.entry_id": entry.entry_id,
@@ -281,7 +275,7 @@ class BatchTracer:
             attributes["drainer.request_id"] = envelope.request_id
             attributes["db.operation.name"] = envelope.operation.kind.value
             attributes["db.collection.name"] = envelope.operation.tag
-        elif raw is not None and raw.fields:
+        elif raw.fields:
             global_id = raw.fields.get("global_id")
             traceparent = raw.fields.get("traceparent")
             if global_id:
@@ -303,14 +297,3 @@ class BatchTracer:
             links=links,
             status=status,
         )
-
-
-def _context_of(entry: BatchEntry) -> tuple[RawEntry | None, Envelope | None]:
-    context = entry.context
-    if isinstance(context, tuple) and len(context) == 2:
-        raw, envelope = context
-        return (
-            raw if isinstance(raw, RawEntry) else None,
-            envelope if isinstance(envelope, Envelope) else None,
-        )
-    return None, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -29,3 +29,19 @@ async def finish_shielded(aw: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await asyncio.wait([task], timeout=ACK_GRACE_S)
         raise
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel ``tasks`` and wait until they end; a failure other than the cancel is raised.
+
+    Unlike ``gather(..., return_exceptions=True)``, an exception a task ended with is
+    not thrown away (the first one is raised, after every task has ended).
+    """
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from drainer.consumers.group import RawEntry
 from drainer.db.errors import MalformedOperation
 from drainer.db.operations import Operation, parse_operation
 
@@ -46,3 +47,11 @@ def decode_entry(fields: dict[str, str]) -> Envelope:
         operation=parse_operation(typed_sql),
         traceparent=fields.get("traceparent") or None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSource:
+    """What a batch entry was read from: the stream entry and its envelope (None: malformed)."""
+
+    raw: RawEntry
+    envelope: Envelope | None

@@ -127,10 +127,13 @@ for i = 3, #ARGV do
   local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1)
   if p[1] and p[1][2] == me then table.insert(kept, ARGV[i]) end
 end
-if #kept > 0 then
-  redis.call('XCLAIM', key, group, me, 0, unpack(kept), 'JUSTID')
+local n = #kept
+if n > 0 then
+  -- unpack() spreads only as the last argument (elsewhere Lua keeps its first value)
+  table.insert(kept, 'JUSTID')
+  redis.call('XCLAIM', key, group, me, 0, unpack(kept))
 end
-return #kept
+return n
 """
 
 # KEYS[1] stream; ARGV group, consumer, ids...: take back the delivery that

@@ -24,8 +24,3 @@ class TenantHealth:
     def loop_age_s(self) -> float:
         """Seconds since any worker loop of this tenant went round."""
         return time.monotonic() - self.last_loop_at
-
-    @property
-    def ready(self) -> bool:
-        """True when the last attempts to use Redis and the database succeeded."""
-        return self.redis_ok and self.db_ok

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from drainer.db.operations import OpKind
 
 if TYPE_CHECKING:
+    from drainer.consumers.entry import StreamSource
     from drainer.consumers.group import ReadResult
     from drainer.db.executor import BatchEntry, BatchResult
 
@@ -57,14 +58,18 @@ class DrainObserver:
         self,
         stream: str,
         read: ReadResult,
-        batch: Sequence[BatchEntry],
-        result: BatchResult,
+        batch: Sequence[BatchEntry[StreamSource]],
+        result: BatchResult[StreamSource],
         started_ns: int,
     ) -> None:
         """A batch's transaction committed (``started_ns``: wall clock when it began)."""
 
     def batch_failed(
-        self, stream: str, batch: Sequence[BatchEntry], error: BaseException, started_ns: int
+        self,
+        stream: str,
+        batch: Sequence[BatchEntry[StreamSource]],
+        error: BaseException,
+        started_ns: int,
     ) -> None:
         """A batch's transaction could not commit; its entries stay pending."""
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError, ResponseError
 
-from drainer.consumers.aio import finish_shielded, wait_or_stop
+from drainer.consumers.aio import cancel_and_wait, finish_shielded, wait_or_stop
 from drainer.consumers.dead_letter import DeadLetterStream, NewDeadLetter
-from drainer.consumers.entry import Envelope, decode_entry
+from drainer.consumers.entry import Envelope, StreamSource, decode_entry
 from drainer.consumers.group import (
     RawEntry,
     ReadMode,
@@ -66,15 +66,17 @@ class _Hooks:
     def __init__(self, worker: PartitionWorker) -> None:
         self.worker = worker
 
-    async def confirm_went_back(self, entries: Sequence[BatchEntry]) -> Sequence[BatchEntry]:
+    async def confirm_went_back(
+        self, entries: Sequence[BatchEntry[StreamSource]]
+    ) -> Sequence[BatchEntry[StreamSource]]:
         held = await self.worker.group.held([e.entry_id for e in entries])
         return [e for e in entries if e.entry_id in held]
 
-    async def dead_letter(self, results: Sequence[EntryResult]) -> Sequence[str]:
+    async def dead_letter(self, results: Sequence[EntryResult[StreamSource]]) -> Sequence[str]:
         w = self.worker
         letters = []
         for r in results:
-            raw: RawEntry = r.entry.context[0]
+            raw = r.entry.source.raw
             error = r.error
             letters.append(
                 NewDeadLetter(
@@ -243,7 +245,7 @@ class PartitionWorker:
         )
         return delay_s
 
-    async def process(self, read: ReadResult) -> BatchResult:
+    async def process(self, read: ReadResult) -> BatchResult[StreamSource]:
         """Apply entries already read or claimed by this worker's consumer, then ack.
 
         The one path every entry takes: fenced batch, dead letters, ack, counters
@@ -251,7 +253,7 @@ class PartitionWorker:
         """
         return await self._process(read)
 
-    async def _process(self, read: ReadResult) -> BatchResult:
+    async def _process(self, read: ReadResult) -> BatchResult[StreamSource]:
         started_ns = time.time_ns()
         live = [e for e in read.entries if e.fields is not None]
         gone = [e.entry_id for e in read.entries if e.fields is None]
@@ -264,7 +266,7 @@ class PartitionWorker:
             log.info("partition %s: took over %d idle entries", self.stream, len(read.entries))
         first = read.first_delivery  # once per batch: a property read per entry showed up
         batch = [self._batch_entry(raw, first, attempts) for raw in live]
-        result = BatchResult()
+        result: BatchResult[StreamSource] = BatchResult()
         if batch:
             keepalive = asyncio.create_task(self._keep_fresh([e.entry_id for e in live]))
             try:
@@ -273,8 +275,8 @@ class PartitionWorker:
                 self.pipeline.observer.batch_failed(self.stream, batch, exc, started_ns)
                 raise
             finally:
-                keepalive.cancel()
-                await asyncio.gather(keepalive, return_exceptions=True)
+                # it handles Redis errors itself: anything else it ended with surfaces here
+                await cancel_and_wait(keepalive)
         done = gone + [r.entry.entry_id for r in result.handled]
         try:
             timed = self.pipeline.observer.times_redis and bool(done)
@@ -295,7 +297,9 @@ class PartitionWorker:
         self.pipeline.observer.batch_done(self.stream, read, batch, result, started_ns)
         return result
 
-    def _batch_entry(self, raw: RawEntry, first: bool, attempts: dict[str, int]) -> BatchEntry:
+    def _batch_entry(
+        self, raw: RawEntry, first: bool, attempts: dict[str, int]
+    ) -> BatchEntry[StreamSource]:
         assert raw.fields is not None
         envelope: Envelope | None = None
         error: PermanentError | None = None
@@ -313,7 +317,7 @@ class PartitionWorker:
             error=error,
             first_delivery=first,
             attempt=attempts.get(raw.entry_id, 1),
-            context=(raw, envelope),
+            source=StreamSource(raw, envelope),
             # a malformed entry still names its entity: it parks it too
             global_id=(envelope.global_id if envelope else fields.get("global_id")) or None,
             # lines logged about this entry carry its keys
@@ -340,20 +344,20 @@ class PartitionWorker:
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError
 
-    def _count(self, result: BatchResult) -> None:
+    def _count(self, result: BatchResult[StreamSource]) -> None:
         counters = self.pipeline.health.counters
         counters["batches"] += 1
         for r in result.handled:
             counters[r.outcome.value] += 1
             if r.outcome is Outcome.DEAD:
-                raw, envelope = r.entry.context
+                envelope, fields = r.entry.source.envelope, r.entry.source.raw.fields or {}
                 log.warning(
                     "dead-lettered %s %s: %s (global_id=%s request_id=%s)",
                     self.stream,
                     r.entry.entry_id,
                     r.error,
-                    envelope.global_id if envelope else raw.fields.get("global_id"),
-                    envelope.request_id if envelope else raw.fields.get("request_id"),
+                    envelope.global_id if envelope else fields.get("global_id"),
+                    envelope.request_id if envelope else fields.get("request_id"),
                     extra=r.entry.log_fields,
                 )
         if result.retry is not None:

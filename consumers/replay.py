@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import ResponseError
 
 from drainer.consumers.dead_letter import DeadLetter
+from drainer.consumers.entry import StreamSource
 from drainer.consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, parse_entry_id
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.partition import PartitionWorker, Pipeline
@@ -36,11 +37,15 @@ REPLAY_MAX_ENTRIES = 10_000
 
 
 class ReplayRefused(Exception):
-    """The entry cannot be replayed; ``status`` is the HTTP status that says why."""
+    """The entry cannot be replayed or the dead letter requeued; the message says why."""
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
+
+class NotPending(ReplayRefused):
+    """There is nothing to replay: not a partition stream, or the entry is not pending."""
+
+
+class ReplayConflict(ReplayRefused):
+    """The state of the stream or of the dead letter forbids it now."""
 
 
 @dataclass(slots=True)
@@ -90,14 +95,14 @@ class Replayer:
     async def replay(self, stream: str, entry_id: str) -> ReplayReport:
         """Apply ``entry_id`` and the entries pending before it in ``stream``, in order.
 
-        Raises :class:`ReplayRefused` (404) when the entry is not pending, and lets
+        Raises :class:`NotPending` when the entry is not pending, and lets
         :class:`db.errors.TransientError` / ``RedisError`` through when the database or
         Redis cannot be used (the entries then stay pending on the replay consumer and
         a worker claims them after ``claim_min_idle_ms``).
         """
         partition = self.pipeline.layout.partition_of_stream(stream)
         if partition is None:
-            raise ReplayRefused(404, f"{stream!r} is not a partition stream of {self.pipeline.id}")
+            raise NotPending(f"{stream!r} is not a partition stream of {self.pipeline.id}")
         lock = self._locks.setdefault(stream, asyncio.Lock())
         async with lock:
             return await self._replay(stream, partition, entry_id)
@@ -113,10 +118,9 @@ class Replayer:
                 raise
             rows = []
         if not rows or str(rows[-1]["message_id"]) != entry_id:
-            raise ReplayRefused(404, await self._why_not_pending(stream, entry_id))
+            raise NotPending(await self._why_not_pending(stream, entry_id))
         if len(rows) > REPLAY_MAX_ENTRIES:
-            raise ReplayRefused(
-                409,
+            raise ReplayConflict(
                 f"more than {REPLAY_MAX_ENTRIES} entries are pending before {entry_id}; "
                 "let the drainer claim them instead",
             )
@@ -205,7 +209,10 @@ class Replayer:
 
 
 def _entry_outcome(
-    entry: BatchEntry, outcome: str, previous: dict[str, str], error: BaseException | None
+    entry: BatchEntry[StreamSource],
+    outcome: str,
+    previous: dict[str, str],
+    error: BaseException | None,
 ) -> EntryOutcome:
     keys = entry.log_fields or {}
     return EntryOutcome(
@@ -252,16 +259,15 @@ class RequeueResult:
 async def requeue(pipeline: Pipeline, letter: DeadLetter) -> RequeueResult:
     """Put a dead letter back on the partition stream it came from, and remove it.
 
-    Raises :class:`ReplayRefused` (409) when its source is not one of the tenant's
+    Raises :class:`ReplayConflict` when its source is not one of the tenant's
     partition streams (the layout changed, or the record is damaged).
     """
     if pipeline.layout.partition_of_stream(letter.source_stream) is None:
-        raise ReplayRefused(
-            409,
+        raise ReplayConflict(
             f"dead letter {letter.id} came from {letter.source_stream!r}, which is not a "
             f"partition stream of tenant {pipeline.id} under the current layout",
         )
     if not letter.fields:
-        raise ReplayRefused(409, f"dead letter {letter.id} has no original fields to requeue")
+        raise ReplayConflict(f"dead letter {letter.id} has no original fields to requeue")
     new_id = await pipeline.dead_letters.requeue(letter)
     return RequeueResult(letter.id, letter.source_stream, new_id)

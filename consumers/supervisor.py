@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from drainer.consumers.aio import wait_or_stop
+from drainer.consumers.aio import cancel_and_wait, wait_or_stop
 from drainer.consumers.group import RedisClient
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.partition import PartitionWorker, Pipeline
@@ -54,7 +54,6 @@ class Supervisor:
             for pipeline in self.pipelines
             for partition in range(pipeline.layout.num_partitions)
         ]
-        self.crashes = 0
 
     def stop(self) -> None:
         """Ask every worker to finish its batch in flight and return (idempotent)."""
@@ -77,8 +76,7 @@ class Supervisor:
                 for worker in self.workers:
                     tasks.create_task(self._supervise(worker), name=f"partition:{worker.stream}")
         finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            await cancel_and_wait(sweeper)
         log.info("all partition workers stopped")
 
     async def _sweep(self) -> None:
@@ -123,7 +121,6 @@ class Supervisor:
                 await worker.run()
                 break
             except Exception:
-                self.crashes += 1
                 worker.pipeline.health.counters["worker_crashes"] += 1
                 log.exception("worker of %s crashed; restarting in %.1fs", worker.stream, delay_s)
                 await wait_or_stop(self.stop_event, delay_s)

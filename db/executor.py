@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import Table, and_, delete, exists, select, text, update
@@ -62,17 +62,23 @@ class Outcome(enum.StrEnum):
     DEAD = "dead"  # dead-lettered
 
 
+#: What the caller read an entry from (the consumers' stream entry); the executor
+#: carries it through to the results untouched.
+SourceT = TypeVar("SourceT")
+
+
 @dataclass(slots=True)
-class BatchEntry:
+class BatchEntry(Generic[SourceT]):
     """One entry of a partition batch, in stream order."""
 
     entry_id: str
     position: Position
     operation: Operation | None
+    #: where the caller read it from (None when an operation is executed directly)
+    source: SourceT
     error: PermanentError | None = None
     first_delivery: bool = True
     attempt: int = 1
-    context: Any = None
     #: ``extra`` of every log line about this entry (its global_id, request_id, ...)
     log_fields: Mapping[str, Any] | None = None
     #: The entity the entry belongs to (what ``park_entity`` parks); None: never parked.
@@ -80,20 +86,20 @@ class BatchEntry:
 
 
 @dataclass(slots=True)
-class EntryResult:
+class EntryResult(Generic[SourceT]):
     """The outcome of one handled entry."""
 
-    entry: BatchEntry
+    entry: BatchEntry[SourceT]
     outcome: Outcome
     error: DrainerDbError | None = None
 
 
 @dataclass(slots=True)
-class BatchResult:
+class BatchResult(Generic[SourceT]):
     """What a batch did. Entries after ``retry`` were not handled and stay pending."""
 
-    handled: list[EntryResult] = field(default_factory=list)
-    retry: BatchEntry | None = None
+    handled: list[EntryResult[SourceT]] = field(default_factory=list)
+    retry: BatchEntry[SourceT] | None = None
     retry_error: NoRowMatched | None = None
     watermark: Position = (0, 0)
 
@@ -102,19 +108,21 @@ class BatchResult:
         return sum(1 for r in self.handled if r.outcome is outcome)
 
     @property
-    def dead(self) -> list[EntryResult]:
+    def dead(self) -> list[EntryResult[SourceT]]:
         """The dead-lettered entries."""
         return [r for r in self.handled if r.outcome is Outcome.DEAD]
 
 
-class BatchHooks(Protocol):
+class BatchHooks(Protocol[SourceT]):
     """What the batch needs from its caller before it commits."""
 
-    async def confirm_went_back(self, entries: Sequence[BatchEntry]) -> Sequence[BatchEntry]:
+    async def confirm_went_back(
+        self, entries: Sequence[BatchEntry[SourceT]]
+    ) -> Sequence[BatchEntry[SourceT]]:
         """Of first deliveries found at or below the watermark, those still held by us."""
         ...
 
-    async def dead_letter(self, results: Sequence[EntryResult]) -> Sequence[str] | None:
+    async def dead_letter(self, results: Sequence[EntryResult[SourceT]]) -> Sequence[str] | None:
         """Store dead letters durably (called inside the transaction, before commit).
 
         Returns their dead-letter ids in the order given (what a park records), or None.
@@ -164,6 +172,7 @@ class Executor:
         *,
         max_attempts: int,
         park_entity: bool = False,
+        on_statement: StatementHook | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -174,8 +183,8 @@ class Executor:
         self._insert_statements: dict[tuple[str, bool], Any] = {}
         # statement shapes compiled once, run on the session's asyncpg connection (db.driver)
         self._driver_statements = DriverStatements(engine.dialect)
-        #: Set by telemetry to time statements by operation and table.
-        self.on_statement: StatementHook | None = None
+        #: Times statements by operation and table (telemetry); None: no clock is read.
+        self.on_statement = on_statement
 
     def prepare(self, operation: Operation, now: datetime | None = None) -> _Prepared:
         """Resolve and coerce an operation; raises a :class:`PermanentError` if it is bad.
@@ -192,8 +201,8 @@ class Executor:
         return _Prepared(operation.kind, model, {}, model.key_from(operation.values))
 
     async def apply(
-        self, stream: str, entries: Sequence[BatchEntry], hooks: BatchHooks
-    ) -> BatchResult:
+        self, stream: str, entries: Sequence[BatchEntry[SourceT]], hooks: BatchHooks[SourceT]
+    ) -> BatchResult[SourceT]:
         """Apply a batch in one transaction; raise :class:`TransientError` to retry it whole."""
         prepared: list[_Prepared | PermanentError] = []
         now = _utcnow()  # one apply time per batch: its stamped updates still group
@@ -227,13 +236,13 @@ class Executor:
     async def _run(
         self,
         stream: str,
-        entries: Sequence[BatchEntry],
+        entries: Sequence[BatchEntry[SourceT]],
         prepared: Sequence[_Prepared | PermanentError],
-        hooks: BatchHooks,
+        hooks: BatchHooks[SourceT],
         *,
         careful: bool,
-    ) -> BatchResult:
-        result = BatchResult()
+    ) -> BatchResult[SourceT]:
+        result: BatchResult[SourceT] = BatchResult()
         handled = result.handled
         async with self.sessions() as session, session.begin():
             try:
@@ -254,13 +263,13 @@ class Executor:
                     (e.global_id for e in entries if e.global_id is not None),
                 )
 
-            def dead(entry: BatchEntry, error: DrainerDbError) -> None:
+            def dead(entry: BatchEntry[SourceT], error: DrainerDbError) -> None:
                 handled.append(EntryResult(entry, Outcome.DEAD, error))
                 gid = entry.global_id
                 if parks is not None and gid is not None and gid not in parks:
                     parks[gid] = new_parks[gid] = entry.entry_id
 
-            went_back: list[BatchEntry] = []
+            went_back: list[BatchEntry[SourceT]] = []
             i, n = 0, len(entries)
             while i < n:
                 entry, prep = entries[i], prepared[i]
@@ -330,7 +339,7 @@ class Executor:
         self,
         session: AsyncSession,
         stream: str,
-        letters: Sequence[EntryResult],
+        letters: Sequence[EntryResult[SourceT]],
         ids: Sequence[str] | None,
         new_parks: dict[str, str],
     ) -> None:
@@ -434,8 +443,8 @@ class Executor:
         return True
 
     async def _went_back(
-        self, entries: list[BatchEntry], hooks: BatchHooks, watermark: Position
-    ) -> list[EntryResult]:
+        self, entries: list[BatchEntry[SourceT]], hooks: BatchHooks[SourceT], watermark: Position
+    ) -> list[EntryResult[SourceT]]:
         confirmed = {e.entry_id for e in await hooks.confirm_went_back(entries)}
         results = []
         for entry in entries:
@@ -579,7 +588,7 @@ _BEGIN_NOW = text("SELECT 1")
 
 
 def _until_parked(
-    entries: Sequence[BatchEntry], parks: dict[str, str] | None, start: int, end: int
+    entries: Sequence[BatchEntry[SourceT]], parks: dict[str, str] | None, start: int, end: int
 ) -> int:
     """``end``, or the first entry after ``start`` of a parked entity (it goes alone)."""
     if not parks:

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 WATERMARK_TABLE = "drainer_watermark"
 
 Position = tuple[int, int]
-ZERO: Position = (0, 0)
 
 _CREATE = text(
     f"""
@@ -37,12 +36,8 @@ LOCK_NOT_AVAILABLE = "55P03"
 # (0 would mean no limit) for that statement only, then the session's own value again.
 _NO_WAIT = text("SET LOCAL lock_timeout = 1")
 _SESSION_WAIT = text("SET LOCAL lock_timeout TO DEFAULT")
-_ADVANCE = text(
-    f"UPDATE {WATERMARK_TABLE} SET last_ms = :ms, last_seq = :seq, updated_at = now() "
-    "WHERE stream = :stream"
-)
 _READ_ALL = text(f"SELECT stream, last_ms, last_seq FROM {WATERMARK_TABLE}")
-#: ``_ADVANCE`` for the asyncpg connection itself (positional parameters).
+#: Moves a partition's watermark; run on the asyncpg connection itself (positional parameters).
 ADVANCE_SQL = (
     f"UPDATE {WATERMARK_TABLE} SET last_ms = $2, last_seq = $3, updated_at = now() "
     "WHERE stream = $1"
@@ -77,13 +72,8 @@ async def lock_watermark(session: AsyncSession, stream: str) -> Position:
     return int(row[0]), int(row[1])
 
 
-async def advance_watermark(session: AsyncSession, stream: str, position: Position) -> None:
-    """Move the partition's watermark (inside the batch's transaction)."""
-    await session.execute(_ADVANCE, {"stream": stream, "ms": position[0], "seq": position[1]})
-
-
 async def advance_watermark_on(driver: Any, stream: str, position: Position) -> None:
-    """:func:`advance_watermark` on the session's asyncpg connection, inside its transaction.
+    """Move the partition's watermark on the session's asyncpg connection, in its transaction.
 
     The batch's hot path: it skips SQLAlchemy's per-statement work (db.driver).
     """

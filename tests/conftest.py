@@ -6,6 +6,9 @@ variable is set and nothing answers on the default port, the run starts an embed
 server of that kind (the ``embedded`` extra) for itself and removes it at the end, so
 ``make test`` works on a machine with no services at all. ``DRAINER_TEST_EMBEDDED=1``
 forces embedded servers.
+
+Every test is in one of two lanes (``make test-fast``, ``make test-integration``):
+``integration`` when it reaches a real server or starts processes, ``unit`` otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +40,47 @@ REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 RUN_ID = uuid.uuid4().hex[:8]
 _embedded: list[Any] = []
 
+#: Fixtures that connect to the test Redis or PostgreSQL. A test using one, directly or
+#: through another fixture (``item.fixturenames`` is the closure), is an integration test.
+SERVER_FIXTURES = frozenset(
+    {"hyperswitch_template", "hyperswitch_dsn", "pg_dsn", "redis", "redis_prefix", "redis_url"}
+)
+#: Modules (paths under tests/) whose tests start processes or servers of their own, or
+#: connect without those fixtures: by fixture names alone they would be unit tests.
+INTEGRATION_MODULES = frozenset(
+    {
+        "hyperswitch/test_docs.py",
+        "test_bench.py",
+        "test_chaos.py",
+        "test_check_cli.py",
+        "test_cluster.py",
+        "test_demo.py",
+        "test_embedded_root.py",
+        "test_no_settings.py",
+        "test_packaging.py",
+        "test_service_imports.py",
+    }
+)
+LANES = ("unit", "integration")
+#: Set while a unit test runs; what it did that only integration tests may do.
+_unit_running: list[str] = []
+_escapes: list[str] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Every audited event comes here (imports, opens, ...): leave at once outside unit tests.
+    if not _unit_running:
+        return
+    if event in ("subprocess.Popen", "os.posix_spawn", "os.fork"):
+        _escapes.append(f"{event} {str(args[:2])[:120]}")
+    elif event == "socket.connect" and isinstance(args[1], tuple):
+        _escapes.append(f"a connection to {args[1][0]}:{args[1][1]}")
+
+
+# A test the lanes hook calls unit but which starts a process or opens a connection
+# would slow the fast lane and fail without servers: it fails here instead, every run.
+sys.addaudithook(_audit)
+
 
 def _answers(port: int) -> bool:
     with socket.socket() as sock:
@@ -43,10 +88,17 @@ def _answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _needs_no_server(config: pytest.Config) -> bool:
+    # collecting, or only the unit lane: starting embedded servers would be wasted time
+    return bool(config.option.collectonly) or config.option.markexpr.strip() == "unit"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Start embedded servers for whatever is neither configured nor running locally."""
     global PG_ADMIN_DSN, REDIS_URL
-    from drainer.embedded import EmbeddedPostgres, EmbeddedRedis
+    if _needs_no_server(config):
+        return
+    from drainer.devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 
     force = os.environ.get("DRAINER_TEST_EMBEDDED") == "1"
     root = Path(tempfile.mkdtemp(prefix="drainer-test-servers-"))
@@ -62,6 +114,49 @@ def pytest_configure(config: pytest.Config) -> None:
     # test modules and the drainer processes they start read the same variables
     os.environ["DRAINER_TEST_REDIS_URL"] = REDIS_URL
     os.environ["DRAINER_TEST_PG_URL"] = PG_ADMIN_DSN
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these very markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test in exactly one lane; a lane marked on the test itself wins."""
+    for item in items:
+        if any(item.get_closest_marker(lane) for lane in LANES):
+            continue
+        module = item.path.relative_to(ROOT / "tests").as_posix()
+        integration = module in INTEGRATION_MODULES or not SERVER_FIXTURES.isdisjoint(
+            getattr(item, "fixturenames", ())
+        )
+        item.add_marker("integration" if integration else "unit")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("unit") is not None:
+        _escapes.clear()
+        _unit_running.append(item.nodeid)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        result = yield
+    finally:
+        running = bool(_unit_running)
+        _unit_running.clear()
+    if running and _escapes:
+        pytest.fail(
+            f"a unit test made {', '.join(sorted(set(_escapes)))}: give it a server fixture, "
+            "list its module in INTEGRATION_MODULES (tests/conftest.py) or mark it integration",
+            pytrace=False,
+        )
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    _unit_running.clear()  # when setup failed, the call (which clears it) did not run
+    return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -12,7 +12,7 @@ import asyncpg
 
 from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import insert_op
-from drainer.lifecycle import consumer_options, open_stores
+from drainer.lifecycle import open_stores
 from drainer.store import Store
 from tests.support.drainer import settings_from, write_config
 from tests.support.proxy import proxy_for
@@ -39,7 +39,7 @@ async def _worker(
         store.pipeline,
         0,
         store.redis,
-        consumer_options(settings),
+        settings.drainer.consumer_options(),
         asyncio.Semaphore(1),
         asyncio.Event(),
     )

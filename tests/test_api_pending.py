@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import Producer, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
-from drainer.lifecycle import consumer_options, open_stores
+from drainer.lifecycle import open_stores
 from drainer.settings import Settings
 from tests.support.api import api_client
 from tests.support.drainer import settings_from, wait_until, write_config
@@ -251,18 +251,48 @@ async def test_replaying_an_entry_its_own_worker_is_retrying_applies_it_once(
             return bool(items) and items[0]["deliveries"] >= 2
 
         await wait_until(retried, timeout_s=20)
-        await conn.execute("INSERT INTO item VALUES ('i1', 0)")
-        result = (await client.post(f"/replay/{_url(stream)}/{sent.entry_id}")).json()
-        assert result["outcome"] in ("applied", "acknowledged"), result
-        if result["outcome"] == "applied":
-            [entry] = result["entries"]
-            assert entry["previous_consumer"] == drainer.options.consumer
+        # Every worker round runs under the partition limiter: holding all of it, no
+        # round is in flight and none starts, so the replay takes the entry from a
+        # worker between retries (left alone, that worker could apply it first).
+        limiter = drainer.supervisor.limiter
+        permits = drainer.supervisor.options.max_concurrent_partitions
+        for _ in range(permits):
+            await limiter.acquire()
+        [worker] = [w for w in drainer.supervisor.workers if w.stream == stream]
+        step = worker.step
+        rounds_after = 0
+
+        async def counted_step() -> float | None:
+            # started while the limiter is held, so its read comes after the replay
+            nonlocal rounds_after
+            delay = await step()
+            rounds_after += 1
+            return delay
+
+        try:
+            await conn.execute("INSERT INTO item VALUES ('i1', 0)")
+            result = (await client.post(f"/replay/{_url(stream)}/{sent.entry_id}")).json()
+            worker.step = counted_step  # type: ignore[method-assign]
+        finally:
+            for _ in range(permits):
+                limiter.release()
+        assert result["outcome"] == "applied", result
+        [entry] = result["entries"]
+        assert entry["previous_consumer"] == drainer.options.consumer
+        assert entry["attempt"] >= 3  # the worker's tries were counted, then the replay's
 
         async def settled() -> bool:
             return bool((await client.get("/pending")).json()["total"] == 0)
 
         await wait_until(settled, timeout_s=20)
-        await asyncio.sleep(1.0)  # past the worker's next retry: it must not apply it again
+        assert await redis.xlen(stream) == 0
+
+        async def worker_went_round() -> bool:
+            return rounds_after >= 1
+
+        # a whole round of the worker after the replay: were it to apply the update
+        # again, it would have done so in that round
+        await wait_until(worker_went_round, timeout_s=20)
     assert await conn.fetchval("SELECT n FROM item WHERE id = 'i1'") == 7
     assert await conn.fetchval("SELECT count(*) FROM update_log") == 1
 
@@ -281,22 +311,27 @@ async def test_a_batch_finishes_when_a_redis_call_swallows_the_keepalive_cancel(
     store = stores["t1"]
     try:
         # a keep-alive round every 50 ms
-        options = dataclasses.replace(consumer_options(settings), claim_min_idle_ms=150)
+        options = dataclasses.replace(settings.drainer.consumer_options(), claim_min_idle_ms=150)
         worker = PartitionWorker(
             store.pipeline, 0, store.redis, options, asyncio.Semaphore(1), asyncio.Event()
         )
 
+        in_refresh = asyncio.Event()
+        never = asyncio.Event()  # a Redis reply that has not come yet
+
         async def swallowing_refresh(ids: list[str]) -> int:
+            in_refresh.set()
             try:
-                await asyncio.sleep(0.2)
+                await never.wait()
             except asyncio.CancelledError:
                 return 0  # what wait_for does when the write had already finished
             return len(ids)
 
         worker.group.refresh = swallowing_refresh  # type: ignore[method-assign]
         keepalive = asyncio.create_task(worker._keep_fresh(["1-1"]))
-        await asyncio.sleep(0.15)  # inside the refresh (50 ms wait, then 200 ms)
+        await asyncio.wait_for(in_refresh.wait(), timeout=10)
         keepalive.cancel()
+        # a keep-alive that went on looping would sit in its next refresh forever
         done, _ = await asyncio.wait({keepalive}, timeout=2)
         assert done and keepalive.cancelled()
     finally:

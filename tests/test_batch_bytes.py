@@ -106,12 +106,12 @@ async def test_partition_of_big_entries_drains_with_batches_within_budget(
                 hooks: BatchHooks,
                 apply: Any = apply,
             ) -> BatchResult:
-                batches.append(sum(entry_bytes(e.entry_id, e.context[0].fields) for e in entries))
+                batches.append(sum(entry_bytes(e.entry_id, e.source.raw.fields) for e in entries))
                 result: BatchResult = await apply(stream, entries, hooks)
                 return result
 
             executor.apply = recording  # type: ignore[method-assign]
-        drainer = Drainer(settings, stores, burst=True, serve_api=False)
+        drainer = Drainer(settings, stores, burst=True)
         try:
             await drainer.run()
         finally:

@@ -48,7 +48,7 @@ from tests.support.chaos import (
 from tests.support.drainer import write_config
 from tests.support.proxy import TcpProxy
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 PREFIX = "chaos"
 PARTITIONS = 8

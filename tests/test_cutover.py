@@ -26,7 +26,8 @@ from drainer.consumers.group import ReadMode, ReadResult, StreamGroup
 from drainer.consumers.producer import Producer
 from drainer.consumers.streams import StreamLayout
 from drainer.db.operations import OpKind
-from drainer.lifecycle import Drainer, open_stores
+from drainer.lifecycle import Drainer
+from drainer.main import open_drainer
 from tests.support.api import api_client
 from tests.support.drainer import (
     create_a_table,
@@ -230,8 +231,7 @@ async def _cutover(
                 },
             )
             settings = settings_from(config)
-            stores = await open_stores(settings)
-            drainers.append(Drainer(settings, stores, serve_api=False))
+            drainers.append(await open_drainer(settings))
             tasks.append(asyncio.create_task(drainers[-1].run()))
 
         async def every_partition_tried() -> bool:

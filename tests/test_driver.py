@@ -93,10 +93,14 @@ def executor(engine: AsyncEngine) -> Executor:
     return Executor(engine, ModelRegistry.from_models([Account, Child, Plain]), max_attempts=3)
 
 
-def _batch(ops: Sequence[Operation], start: int = 1, attempt: int = 1) -> list[BatchEntry]:
+def _batch(ops: Sequence[Operation], start: int = 1, attempt: int = 1) -> list[BatchEntry[None]]:
     return [
         BatchEntry(
-            entry_id=f"{start + i}-0", position=(start + i, 0), operation=op, attempt=attempt
+            entry_id=f"{start + i}-0",
+            position=(start + i, 0),
+            operation=op,
+            source=None,
+            attempt=attempt,
         )
         for i, op in enumerate(ops)
     ]

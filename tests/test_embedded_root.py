@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from drainer import embedded
+from drainer.devtools import embedded
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the case exists only as root (PostgreSQL refuses to run as root)"

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from drainer.consumers.dead_letter import DeadLetterStream
 from drainer.consumers.producer import Producer, dumps, insert_op
 from drainer.consumers.streams import StreamLayout
-from drainer.lifecycle import Drainer, open_stores
+from drainer.main import open_drainer
 from tests.conftest import sqlalchemy_url
 from tests.support.drainer import REDIS_URL, settings_from, stream_totals, wait_until, write_config
 from tests.support.models import Base, Charge, Wallet
@@ -201,8 +201,7 @@ async def test_a_running_drainer_survives_its_stream_being_deleted(
 ) -> None:
     config = await _setup(tmp_path, pg_dsn, redis_prefix)
     settings = settings_from(config)
-    stores = await open_stores(settings)
-    drainer = Drainer(settings, stores, serve_api=False)
+    drainer = await open_drainer(settings)
     task = asyncio.create_task(drainer.run())
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     producer = Producer(redis, StreamLayout("DRAINER_STREAM", 8, redis_prefix))

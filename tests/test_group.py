@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
@@ -12,6 +12,22 @@ from drainer.consumers.streams import StreamLayout, partition_of
 
 async def _client(url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, decode_responses=True)
+
+
+async def _age(r: aioredis.Redis, key: str, owner: str, ids: Sequence[str], idle_ms: int) -> None:
+    """Make pending ``ids`` look idle for ``idle_ms`` without waiting that long.
+
+    XCLAIM to their own owner with min-idle 0 keeps the owner; JUSTID leaves their
+    delivery counts alone, so the test sees only what the code under test did.
+    """
+    await r.execute_command("XCLAIM", key, "drainer", owner, 0, *ids, "IDLE", idle_ms, "JUSTID")
+
+
+async def _idle_ms(r: aioredis.Redis, key: str, ids: Sequence[str]) -> dict[str, int]:
+    rows = await r.xpending_range(key, "drainer", min="-", max="+", count=100)
+    return {
+        row["message_id"]: row["time_since_delivered"] for row in rows if row["message_id"] in ids
+    }
 
 
 def test_partition_is_crc32_mod_n_and_keys_carry_the_hash_tag() -> None:
@@ -84,9 +100,11 @@ async def test_idle_entries_of_a_dead_consumer_are_claimed_first(
         live = StreamGroup(r, key, "drainer", "live")
         await dead.ensure_group()
         ids = [await r.xadd(key, {"n": str(i)}) for i in range(4)]
-        await dead.read(2, 100)
-        await asyncio.sleep(0.15)
-        claimed = await live.read(10, 100)
+        await dead.read(2, 60_000)
+        assert (await live.read(10, 60_000)).mode is ReadMode.BUSY  # fresh: not claimable yet
+        await _age(r, key, "dead", ids[:2], 120_000)
+        assert await dead.delivery_counts(ids[:2]) == {ids[0]: 1, ids[1]: 1}
+        claimed = await live.read(10, 60_000)
         assert claimed.mode is ReadMode.CLAIMED
         assert [e.entry_id for e in claimed.entries] == ids[:2]  # the old ones, not the new
         assert await live.delivery_counts(ids[:2]) == {ids[0]: 2, ids[1]: 2}
@@ -107,13 +125,16 @@ async def test_refresh_keeps_a_long_batch_from_being_claimed(
         other = StreamGroup(r, key, "drainer", "other")
         await worker.ensure_group()
         ids = [await r.xadd(key, {"n": str(i)}) for i in range(3)]
-        await worker.read(10, 200)
-        for _ in range(4):
-            await asyncio.sleep(0.08)
-            assert await worker.refresh(ids) == 3
-        # 320 ms since the read, but never idle for 200 ms
-        assert (await other.read(10, 200)).mode is ReadMode.BUSY
+        await worker.read(10, 60_000)
+        # a batch running for two minutes: claimable, were it not refreshed
+        await _age(r, key, "worker", ids, 120_000)
+        assert min((await _idle_ms(r, key, ids)).values()) >= 120_000
+        assert await worker.refresh(ids) == 3
+        assert max((await _idle_ms(r, key, ids)).values()) < 60_000
+        assert (await other.read(10, 60_000)).mode is ReadMode.BUSY
         assert await worker.held(ids) == set(ids)
+        # refreshing counts no delivery: the attempt number stays the read's
+        assert await worker.delivery_counts(ids) == dict.fromkeys(ids, 1)
     finally:
         await r.aclose()
 

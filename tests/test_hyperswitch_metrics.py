@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from drainer.consumers.producer import Producer
 from drainer.consumers.streams import StreamLayout
-from drainer.lifecycle import Drainer, open_stores
+from drainer.main import open_drainer
 from drainer.settings import Settings, TelemetrySettings
 from tests.support.drainer import settings_from, write_config
 
@@ -115,9 +115,7 @@ async def _produce(redis: aioredis.Redis, prefix: str) -> None:
 
 async def _drain(settings: Settings, reader: InMemoryMetricReader | None = None) -> MetricsData:
     readers = [reader] if reader is not None else []
-    drainer = Drainer(
-        settings, await open_stores(settings), burst=True, serve_api=False, metric_readers=readers
-    )
+    drainer = await open_drainer(settings, burst=True, metric_readers=readers)
     try:
         await drainer.run()
         data = reader.get_metrics_data() if reader is not None else None
@@ -244,11 +242,11 @@ async def test_off_by_default_nothing_under_hyperswitch_names(
     await _produce(redis, redis_prefix)
     settings = _settings(tmp_path, pg_dsn, redis_prefix, collector.url)
     assert settings.telemetry.hyperswitch_metrics is False
-    drainer = Drainer(settings, await open_stores(settings), burst=True, serve_api=False)
+    drainer = await open_drainer(settings, burst=True)
     try:
         # the Redis calls are not timed when Hyperswitch's names are off
         assert drainer.telemetry.hyperswitch is None
-        assert not any(o.times_redis for o in drainer.telemetry.observers.values())
+        assert not any(s.pipeline.observer.times_redis for s in drainer.stores.values())
         await drainer.run()
     finally:
         await drainer.close()

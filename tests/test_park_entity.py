@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from drainer.api.app import create_app
 from drainer.consumers.producer import Producer, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
-from drainer.lifecycle import Drainer, open_stores
+from drainer.main import open_drainer
 from tests.support.api import BASE_URL, api_client
 from tests.support.drainer import settings_from, wait_until, write_config
 
@@ -267,8 +267,7 @@ async def test_a_release_waits_for_the_entitys_entries_still_queued(
     await conn.execute("ALTER TABLE child DROP CONSTRAINT child_n_check")
     # written while no drainer runs: still queued when the operator releases
     await producer.update("child", {"id": "c1"}, {"n": 3}, partition_key="pay_1")
-    stores = await open_stores(settings)
-    idle = Drainer(settings, stores, serve_api=False)  # the API only: nothing is read
+    idle = await open_drainer(settings)  # the API only: nothing is read
     try:
         transport = httpx.ASGITransport(app=create_app(idle))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as only_api:

@@ -16,16 +16,22 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from drainer.consumers.producer import Producer
 from drainer.consumers.streams import StreamLayout
+from drainer.lifecycle import open_stores
+from drainer.main import start_drainer
 from tests.support.api import free_port
 from tests.support.drainer import (
     REDIS_URL,
+    create_a_table,
+    settings_from,
     spawn_drainer,
     stop_process,
     stop_process_async,
+    stream_totals,
     wait_until,
     write_config,
 )
@@ -120,6 +126,32 @@ def test_a_port_in_use_fails_start_up_at_once_with_one_line(
     assert lines == [f"drainer: cannot start: port {api_port} on 127.0.0.1 is in use"]
     assert "cannot start yet" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+    assert "never retrieved" not in done.stderr
+
+
+async def test_start_drainer_on_a_port_in_use_fails_before_draining(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    """The library path binds first too: a ValueError naming the port, nothing drained."""
+    await create_a_table(pg_dsn)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        api_port = busy.getsockname()[1]
+        settings = settings_from(
+            write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix, server=_server(api_port))
+        )
+        stores = await open_stores(settings)
+        store = next(iter(stores.values()))
+        try:
+            await store.producer.insert("item", {"id": "one"}, partition_key="k")
+            with pytest.raises(ValueError, match=f"port {api_port} on 127.0.0.1 is in use"):
+                await start_drainer(stores, settings, burst=True)
+            assert await stream_totals(redis_prefix) == (1, 0)  # still in its stream, unread
+        finally:
+            for open_store in stores.values():
+                await open_store.close()
+            await store.redis.aclose()
 
 
 async def test_a_database_back_during_start_up_makes_it_ready_and_drain(

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from drainer.api.app import create_app
-from drainer.lifecycle import Drainer, open_stores
+from drainer.lifecycle import Drainer
+from drainer.main import open_drainer
 from drainer.settings import Settings
 
 BASE_URL = "http://drainer.test"
@@ -42,8 +43,7 @@ async def api_client(
     headers: dict[str, str] | None = None,
 ) -> AsyncIterator[tuple[Drainer, httpx.AsyncClient]]:
     """A running drainer (consumer loop on this loop) and a client of its app (ASGI)."""
-    stores = await open_stores(settings)
-    drainer = Drainer(settings, stores, serve_api=False, span_processors=span_processors)
+    drainer = await open_drainer(settings, span_processors=span_processors)
     task = asyncio.create_task(drainer.run(), name="drainer-under-test")
     transport = httpx.ASGITransport(app=create_app(drainer))
     client = httpx.AsyncClient(

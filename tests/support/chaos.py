@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 from drainer.consumers.producer import Producer, delete_op, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
 from drainer.db.operations import Operation
-from drainer.embedded import free_port
+from drainer.devtools.embedded import free_port
 from tests.support.drainer import stream_totals, wait_until
 from tests.support.proxy import TcpProxy
 
@@ -85,7 +85,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from drainer.embedded import redis_server_binary as bundled
+    from drainer.devtools.embedded import redis_server_binary as bundled
 
     return str(bundled())
 
@@ -165,7 +165,7 @@ def postgres_bin_dir() -> Path:
     on_path = shutil.which("pg_ctl")
     if on_path:
         return Path(on_path).parent
-    from drainer.embedded import postgres_bin_dir as bundled
+    from drainer.devtools.embedded import postgres_bin_dir as bundled
 
     return bundled()
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from drainer.lifecycle import Drainer, open_stores
+from drainer.main import open_drainer
 from drainer.settings import Settings
 
 
 async def drain_burst(settings: Settings) -> dict[str, dict[str, int]]:
     """Drain every partition until empty; returns each tenant's counters."""
-    stores = await open_stores(settings)
-    drainer = Drainer(settings, stores, burst=True, serve_api=False)
+    drainer = await open_drainer(settings, burst=True)
+    stores = drainer.stores
     try:
         await drainer.run()
     finally:

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 
 from drainer.consumers.streams import StreamLayout, prefixed
 
-log = logging.getLogger("drainer.baseline")
+log = logging.getLogger("drainer.devtools.baseline")
 
 #: The database pool size (Hyperswitch's drainer default ``pool_size = 5``).
 POOL_SIZE = 5

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from drainer.settings import Settings
 
-log = logging.getLogger("drainer.embedded")
+log = logging.getLogger("drainer.devtools.embedded")
 
 #: How long a server may take to accept connections after it is started.
 START_TIMEOUT_S = 60.0

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from drainer.demo import DemoOptions, DemoResult, DemoStats
+    from drainer.devtools.demo import DemoOptions, DemoResult, DemoStats
 
 #: Refreshes of the live panel per second.
 LIVE_REFRESH_PER_S = 4

@@ -34,13 +34,18 @@ import orjson
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
+from drainer.api.app import create_app
+from drainer.consumers.entry import StreamSource
 from drainer.consumers.group import ReadResult
 from drainer.consumers.observe import DrainObserver, ErrorClass
 from drainer.consumers.producer import Producer, delete_op, dumps, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
 from drainer.db.executor import BatchEntry, BatchResult, Outcome
+from drainer.db.models import ModelRegistry
 from drainer.db.operations import Operation, OpKind
 from drainer.lifecycle import Drainer, StartupAborted, open_stores
+from drainer.main import serve
+from drainer.server import ApiServer
 from drainer.settings import (
     DrainerSettings,
     MultitenancySettings,
@@ -50,8 +55,9 @@ from drainer.settings import (
     TenantSettings,
 )
 from drainer.store import Store
+from drainer.telemetry import Telemetry
 
-log = logging.getLogger("drainer.demo")
+log = logging.getLogger("drainer.devtools.demo")
 
 TENANT_ID = "demo"
 #: Default run: this long at this offered rate.
@@ -508,7 +514,7 @@ class DemoStats:
         """Seconds since the run started."""
         return time.monotonic() - self.started_at
 
-    def record(self, result: BatchResult) -> None:
+    def record(self, result: BatchResult[StreamSource]) -> None:
         """Count a committed batch and the delay of each entry it applied."""
         now_ms = time.time() * 1000
         for handled in result.handled:
@@ -556,8 +562,8 @@ class DemoObserver(DrainObserver):
         self,
         stream: str,
         read: ReadResult,
-        batch: Sequence[BatchEntry],
-        result: BatchResult,
+        batch: Sequence[BatchEntry[StreamSource]],
+        result: BatchResult[StreamSource],
         started_ns: int,
     ) -> None:
         self.stats.record(result)
@@ -820,18 +826,30 @@ class Demo:
         return result
 
     async def _run(self, result: DemoResult) -> None:
+        telemetry = Telemetry(self.settings)
+
+        def observe(tenant_id: str, registry: ModelRegistry) -> DrainObserver:
+            # count what the drainer commits, then pass it on to the telemetry's observer
+            return DemoObserver(telemetry.observer(tenant_id, registry), self.stats)
+
         try:
-            stores = await open_stores(self.settings, stop=self.stop)
+            stores = await open_stores(self.settings, stop=self.stop, observe=observe)
         except StartupAborted:
+            telemetry.shutdown()
             return
         store = stores[TENANT_ID]
-        drainer = Drainer(self.settings, stores)
+        drainer = Drainer(self.settings, stores, telemetry=telemetry)
         self.drainer = drainer
-        # the drainer's telemetry attached its observer; count what it sees, then pass it on
-        store.pipeline.observer = DemoObserver(store.pipeline.observer, self.stats)
+        server = (
+            ApiServer(self.settings.server, create_app(drainer))
+            if self.settings.server.enabled
+            else None
+        )
+        if server is not None:
+            server.start()
         try:
             async with asyncio.TaskGroup() as tasks:
-                drain_task = tasks.create_task(drainer.run(), name="drainer")
+                drain_task = tasks.create_task(serve(drainer, server), name="drainer")
                 view_done = asyncio.Event()
                 tasks.create_task(self._watch(store, view_done), name="demo-view")
                 try:

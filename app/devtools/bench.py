@@ -45,10 +45,10 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from drainer.baseline import POOL_SIZE, PerEntryDrainer
 from drainer.consumers.producer import Producer, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
 from drainer.db.operations import Operation
+from drainer.devtools.baseline import POOL_SIZE, PerEntryDrainer
 
 #: The measurements ``--only`` can pick.
 PHASES = ("inserts", "mix", "tagged", "delay", "rss")
