@@ -23,10 +23,12 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import ARRAY, and_, bindparam, delete, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import sqltypes
 
 from drainer.db.models import TableModel
 
@@ -76,6 +78,17 @@ class DriverStatement:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class CopyStatement:
+    """``COPY <table> (<columns>) FROM STDIN`` of one insert shape (binary, via asyncpg)."""
+
+    table: str
+    schema: str | None
+    columns: tuple[str, ...]
+    #: builds one record (the INSERT's positional arguments, bind-processed)
+    insert: DriverStatement
+
+
 class DriverStatements:
     """The compiled statements of one database, by shape."""
 
@@ -112,6 +125,19 @@ class DriverStatements:
                 stmt = stmt.on_conflict_do_nothing(index_elements=list(model.conflict_columns))
             found = self._cache[cache_key] = self._compile(stmt, names)
             return found
+
+    def copy(self, model: TableModel, columns: Sequence[str]) -> CopyStatement | None:
+        """``COPY`` of ``columns``, or None where only the ``INSERT`` will do.
+
+        A shape SQLAlchemy must execute itself (a Python-side default) cannot be
+        copied; otherwise the records are the INSERT's own arguments, in its order.
+        """
+        insert = self.insert(model, columns)
+        table = model.table
+        if insert is None or not all(_copies(table.c[column].type) for _, column in insert.sources):
+            return None
+        names = tuple(table.c[column].name for _, column in insert.sources)
+        return CopyStatement(table.name, table.schema, names, insert)
 
     def update(
         self, model: TableModel, columns: Sequence[str], key: Sequence[str]
@@ -216,6 +242,48 @@ class DriverStatements:
             col.type.dialect_impl(self.dialect).bind_processor(self.dialect) for col in targets
         )
         return DriverStatement(sql, sources, processors)
+
+
+#: Column types whose coerced values asyncpg writes in binary ``COPY`` (others, such as
+#: bit, money or oid, take text the INSERT casts on the server: they are not copied).
+_COPYABLE_TYPES: tuple[type[Any], ...] = (
+    sqltypes.String,  # text, varchar, char and enums
+    sqltypes.Integer,
+    sqltypes.Numeric,
+    sqltypes.Float,
+    sqltypes.Boolean,
+    sqltypes.Date,
+    sqltypes.DateTime,
+    sqltypes.Time,
+    sqltypes.Interval,
+    postgresql.INTERVAL,
+    sqltypes.Uuid,
+    sqltypes.JSON,  # json and jsonb
+    sqltypes.LargeBinary,
+    postgresql.INET,
+    postgresql.CIDR,
+)
+
+
+def _copies(type_: Any) -> bool:
+    if isinstance(type_, ARRAY):
+        return _copies(type_.item_type)
+    return isinstance(type_, _COPYABLE_TYPES)
+
+
+async def copy_records(
+    driver: asyncpg.Connection, stmt: CopyStatement, records: Sequence[Sequence[Any]]
+) -> None:
+    """Write ``records`` with one binary ``COPY`` (in the connection's transaction)."""
+    try:
+        await driver.copy_records_to_table(
+            stmt.table, records=records, columns=stmt.columns, schema_name=stmt.schema
+        )
+    except Exception as exc:
+        # asyncpg's binary encoders raise TypeError/ValueError for a value they cannot
+        # write: wrapped like the server's refusals (without a SQLSTATE), so the caller
+        # can fall back to INSERT statements for this shape
+        raise _wrapped(f"COPY {stmt.table}", exc) from exc
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:

@@ -27,7 +27,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from drainer.db import parking
-from drainer.db.driver import DriverStatements, driver_connection, execute, execute_many
+from drainer.db.driver import (
+    DriverStatements,
+    copy_records,
+    driver_connection,
+    execute,
+    execute_many,
+)
 from drainer.db.errors import (
     ConstraintViolation,
     DrainerDbError,
@@ -51,6 +57,12 @@ PERMANENT_SQLSTATE_CLASSES = frozenset({"21", "22", "23", "2B", "42", "44", "0A"
 UNIQUE_VIOLATION = "23505"
 #: Most consecutive updates sent as one statement.
 MAX_UPDATE_GROUP = 1000
+#: Insert runs at least this long are written with one binary ``COPY`` (shorter ones:
+#: one pipelined ``INSERT`` per row costs less than starting a copy).
+COPY_MIN_ROWS = 32
+#: After a ``COPY`` of a shape met a row that already existed, its inserts go as
+#: ``INSERT ... ON CONFLICT DO NOTHING`` for this long (a conflict reruns the batch).
+COPY_PAUSE_S = 60.0
 
 
 class Outcome(enum.StrEnum):
@@ -146,6 +158,10 @@ class _Refused(Exception):
     """The database refused an entry on the fast path: rerun the batch carefully."""
 
 
+class _CopyFailed(Exception):
+    """A ``COPY`` of an insert run failed: rerun the batch with ``INSERT`` statements."""
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     """The SQLSTATE of a database error, if it carries one."""
     orig = getattr(exc, "orig", None)
@@ -185,6 +201,8 @@ class Executor:
         self._driver_statements = DriverStatements(engine.dialect)
         #: Times statements by operation and table (telemetry); None: no clock is read.
         self.on_statement = on_statement
+        # (table, columns) -> monotonic time until which its inserts are not copied
+        self._copy_paused: dict[tuple[str, tuple[str, ...]], float] = {}
 
     def prepare(self, operation: Operation, now: datetime | None = None) -> _Prepared:
         """Resolve and coerce an operation; raises a :class:`PermanentError` if it is bad.
@@ -218,7 +236,12 @@ class Executor:
                 prepared.append(InternalError(f"table tag {entry.operation.tag!r}", exc))
         try:
             try:
-                return await self._run(stream, entries, prepared, hooks, careful=False)
+                try:
+                    return await self._run(stream, entries, prepared, hooks, careful=False)
+                except _CopyFailed:
+                    return await self._run(
+                        stream, entries, prepared, hooks, careful=False, copy=False
+                    )
             except _Refused:
                 return await self._run(stream, entries, prepared, hooks, careful=True)
             except (DBAPIError, OSError, TimeoutError, TransientError):
@@ -241,6 +264,7 @@ class Executor:
         hooks: BatchHooks[SourceT],
         *,
         careful: bool,
+        copy: bool = True,
     ) -> BatchResult[SourceT]:
         result: BatchResult[SourceT] = BatchResult()
         handled = result.handled
@@ -292,7 +316,8 @@ class Executor:
                     continue
                 if prep.kind is OpKind.INSERT and not careful:
                     j = _until_parked(entries, parks, i, self._insert_run_end(prepared, i))
-                    await self._insert_many(session, prep.model, [p.values for p in prepared[i:j]])  # type: ignore[union-attr]
+                    rows = [p.values for p in prepared[i:j]]  # type: ignore[union-attr]
+                    await self._insert_many(session, prep.model, rows, copy=copy)
                     handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
                     i = j
                     continue
@@ -478,9 +503,19 @@ class Executor:
         return stmt
 
     async def _insert_many(
-        self, session: AsyncSession, model: TableModel, rows: list[dict[str, Any]]
+        self,
+        session: AsyncSession,
+        model: TableModel,
+        rows: list[dict[str, Any]],
+        *,
+        copy: bool = False,
     ) -> None:
         started = time.perf_counter()
+        if copy and len(rows) >= COPY_MIN_ROWS and await self._copy_many(session, model, rows):
+            if self.on_statement is not None:
+                elapsed = time.perf_counter() - started
+                self.on_statement(OpKind.INSERT, model.name, elapsed, len(rows))
+            return
         stmt = self._driver_statements.insert(model, tuple(rows[0]))
         try:
             if stmt is None:
@@ -493,6 +528,43 @@ class Executor:
             raise
         if self.on_statement is not None:
             self.on_statement(OpKind.INSERT, model.name, time.perf_counter() - started, len(rows))
+
+    async def _copy_many(
+        self, session: AsyncSession, model: TableModel, rows: list[dict[str, Any]]
+    ) -> bool:
+        """Write an insert run with one ``COPY``; False when this shape is not copied.
+
+        ``COPY`` has no ``ON CONFLICT``: a row that exists already (or any refusal)
+        fails it, which aborts the transaction, so :class:`_CopyFailed` reruns the
+        batch with ``INSERT ... ON CONFLICT DO NOTHING`` statements, whose outcome
+        is the same. A shape that met a conflict is not copied for ``COPY_PAUSE_S``.
+        """
+        shape = (model.name, tuple(rows[0]))
+        paused_until = self._copy_paused.get(shape)
+        if paused_until is not None:
+            if time.monotonic() < paused_until:
+                return False
+            del self._copy_paused[shape]
+        stmt = self._driver_statements.copy(model, shape[1])
+        if stmt is None:
+            return False
+        try:
+            await copy_records(
+                await _driver(session), stmt, [stmt.insert.args(row) for row in rows]
+            )
+        except DBAPIError as exc:
+            code = sqlstate_of(exc)
+            if code is not None and not is_permanent(exc):
+                raise  # the database is unwell: the whole batch retries as it would anyway
+            if code is None:
+                # a value the binary copy cannot encode (a type asyncpg has no binary
+                # codec for): this shape goes as INSERT statements from now on
+                self._copy_paused[shape] = float("inf")
+            elif code == UNIQUE_VIOLATION:
+                self._copy_paused[shape] = time.monotonic() + COPY_PAUSE_S
+            # any other refusal is one bad row: the rerun finds it, the shape stays copied
+            raise _CopyFailed from exc
+        return True
 
     async def _execute_one(
         self, session: AsyncSession, prep: _Prepared, *, careful: bool

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-from drainer.db.executor import BatchEntry, EntryResult, Executor, Outcome
+from drainer.db.executor import COPY_MIN_ROWS, BatchEntry, EntryResult, Executor, Outcome
 from drainer.db.fence import create_watermark_table
 from drainer.db.models import ModelRegistry
 from drainer.db.operations import Operation, OpKind
@@ -195,3 +195,99 @@ async def test_a_refused_row_is_dead_lettered_and_the_batch_goes_on(
     rows = await _rows(engine, plain)
     assert {k: r["n"] for k, r in rows.items()} == {"a": 3, "b": 4}
     assert await _rows(engine, child) == {}
+
+
+async def _record_statements(engine: AsyncEngine, table: str) -> None:
+    """Make every row written to ``table`` log the statement that wrote it."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE written_by (query text)"))
+        await conn.execute(
+            sa.text(
+                "CREATE FUNCTION log_writer() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN INSERT INTO written_by VALUES (current_query()); RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                f"CREATE TRIGGER log_writer AFTER INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION log_writer()"
+            )
+        )
+
+
+async def _writers(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.text("SELECT query FROM written_by"))
+        return [row.query.split(None, 1)[0].upper() for row in rows]
+
+
+async def test_a_long_insert_run_is_one_copy_with_every_value_kept(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    await _record_statements(engine, "plain")
+    count = COPY_MIN_ROWS + 8
+    ops = [ins("plain", id=f"p{i}", n=2**62 + i, at=NOW.isoformat()) for i in range(count)]
+    ops.append(upd("plain", "p0", n=-1))  # after the copy, in order
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * len(ops)
+    assert await _writers(engine) == ["COPY"] * count
+    rows = await _rows(engine, plain)
+    assert {k: r["n"] for k, r in rows.items()} == {
+        f"p{i}": (-1 if i == 0 else 2**62 + i) for i in range(count)
+    }
+    assert all(r["at"] == NOW for r in rows.values())
+    assert result.watermark == (len(ops), 0)
+
+
+async def test_a_short_insert_run_goes_as_insert_statements(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    await _record_statements(engine, "plain")
+    ops = [ins("plain", id=f"p{i}", n=i) for i in range(COPY_MIN_ROWS - 1)]
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * len(ops)
+    assert set(await _writers(engine)) == {"INSERT"}
+
+
+async def test_a_copy_meeting_an_existing_row_reruns_as_inserts_and_keeps_the_row(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO plain (id, n) VALUES ('p5', 555)"))
+    await _record_statements(engine, "plain")
+    count = COPY_MIN_ROWS + 1
+    ops = [ins("plain", id=f"p{i}", n=i) for i in range(count)]
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    # as with INSERT ... ON CONFLICT DO NOTHING: applied, the existing row untouched
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * count
+    rows = await _rows(engine, plain)
+    assert {k: r["n"] for k, r in rows.items()} == {
+        f"p{i}": (555 if i == 5 else i) for i in range(count)
+    }
+    # the failed copy wrote nothing (rolled back); the rerun inserted the others
+    assert await _writers(engine) == ["INSERT"] * (count - 1)
+    # the next run of that shape is not copied for a while: no second failed copy
+    more = [ins("plain", id=f"q{i}", n=i) for i in range(count)]
+    result = await executor.apply(STREAM, _batch(more, start=count + 1), Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * count
+    assert await _writers(engine) == ["INSERT"] * (2 * count - 1)
+
+
+async def test_a_refused_row_in_a_copied_run_is_dead_lettered_alone(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    count = COPY_MIN_ROWS + 2
+    ops = [ins("child", id=f"c{i}", account_id="a") for i in range(count)]
+    ops[3] = ins("child", id="c3", account_id="nobody")  # foreign key violation
+    setup = [ins("account", id="a", balance=1)]
+    hooks = Hooks()
+    result = await executor.apply(STREAM, _batch(setup + ops), hooks)
+    outcomes = [r.outcome for r in result.handled]
+    assert outcomes == [Outcome.APPLIED] * 4 + [Outcome.DEAD] + [Outcome.APPLIED] * (count - 4)
+    assert [r.entry.entry_id for r in hooks.dead] == ["5-0"]
+    assert set(await _rows(engine, child)) == {f"c{i}" for i in range(count)} - {"c3"}
+    # one bad row does not stop the shape from being copied next time
+    again = [ins("child", id=f"d{i}", account_id="a") for i in range(count)]
+    await _record_statements(engine, "child")
+    result = await executor.apply(STREAM, _batch(again, start=100), Hooks())
+    assert await _writers(engine) == ["COPY"] * count

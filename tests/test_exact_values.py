@@ -18,11 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql as pg
 
+from drainer.consumers import partition
 from drainer.consumers.entry import decode_entry
 from drainer.consumers.streams import StreamLayout
 from drainer.db.coercion import coercer_for
 from drainer.db.errors import MalformedOperation
-from drainer.db.executor import Executor
+from drainer.db.executor import COPY_MIN_ROWS, Executor
 from drainer.db.operations import json_default, parse_operation
 from tests.support.drainer import REDIS_URL, settings_from, write_config
 from tests.support.run import drain_burst
@@ -270,9 +271,11 @@ async def test_rows_of_one_shape_go_as_one_statement_and_stay_exact(
     grouped: list[tuple[str, int, bool]] = []
     insert_many, update_many = Executor._insert_many, Executor._update_many
 
-    async def record_inserts(self: Executor, session: Any, model: Any, rows: Any) -> Any:
+    async def record_inserts(
+        self: Executor, session: Any, model: Any, rows: Any, **options: Any
+    ) -> Any:
         grouped.append(("insert", len(rows), True))
-        return await insert_many(self, session, model, rows)
+        return await insert_many(self, session, model, rows, **options)
 
     async def record_updates(self: Executor, session: Any, run: Any) -> bool:
         done = await update_many(self, session, run)
@@ -304,6 +307,75 @@ async def test_rows_of_one_shape_go_as_one_statement_and_stay_exact(
     for n in (1, 2, 3):
         expected = _shaped(n + 3)
         assert {column: rows[f"r{n}"][column] for column in expected} == expected
+
+
+COPIED_DDL = """CREATE TABLE exact_copy (
+    id text PRIMARY KEY, price numeric(20, 4), total numeric, big bigint, ratio double precision,
+    doc jsonb, raw json, addr inet
+);
+CREATE TABLE written_by (query text);
+CREATE FUNCTION log_writer() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN INSERT INTO written_by VALUES (current_query()); RETURN NEW; END $$;
+CREATE TRIGGER log_writer AFTER INSERT ON exact_copy FOR EACH ROW EXECUTE FUNCTION log_writer()
+"""
+
+
+def _copied_row(n: int) -> tuple[str, dict[str, str]]:
+    """Row ``n`` as JSON text, and its columns as PostgreSQL prints them."""
+    text = (
+        f'{{"id":"c{n}","price":{n}234567890123.1234,"total":{n}23456789012345678901234.5,'
+        f'"big":{2**53 + n},"ratio":{n}.25,"doc":{{"n":{n}234567890123456.1234}},'
+        f'"raw":{{"n":{n}.10}},"addr":"10.0.{n}.1/32"}}'
+    )
+    printed = {
+        "price": f"{n}234567890123.1234",
+        "total": f"{n}23456789012345678901234.5",
+        "big": str(2**53 + n),
+        "ratio": f"{n}.25",
+        "doc": f'{{"n": {n}234567890123456.1234}}',
+        "raw": f'{{"n":{n}.10}}',
+        "addr": f"10.0.{n}.1",
+    }
+    return text, printed
+
+
+async def test_a_copied_insert_run_keeps_every_number_exact(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long run of one shape goes as one binary COPY, every value as written."""
+    # the whole backlog in the first read (the reader starts small and grows)
+    monkeypatch.setattr(partition, "INITIAL_READ_COUNT", COPY_MIN_ROWS * 2)
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute(COPIED_DDL)
+    config = write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix)
+    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    stream = StreamLayout("DRAINER_STREAM", 8, redis_prefix).stream_for("exact_1")
+    rows = {f"c{n}": _copied_row(n) for n in range(1, COPY_MIN_ROWS + 1)}
+    try:
+        for text, _ in rows.values():
+            typed_sql = insert(text).replace('"table":"exact"', '"table":"exact_copy"')
+            fields = {"request_id": "r", "global_id": "exact_1", "typed_sql": typed_sql}
+            await redis.xadd(stream, {**fields, "pushed_at": "1"})  # type: ignore[arg-type]
+        await drain_burst(settings_from(config))
+        stored = {
+            r["id"]: dict(r)
+            for r in await conn.fetch(
+                "SELECT id, price::text, total::text, big::text, ratio::text, doc::text, "
+                "raw::text, host(addr) AS addr FROM exact_copy"
+            )
+        }
+        writers = [
+            r["query"].split(None, 1)[0].upper()
+            for r in await conn.fetch("SELECT query FROM written_by")
+        ]
+        dead = await redis.xrange(f"{redis_prefix}:drainer:dead_letter")
+    finally:
+        await redis.aclose()
+        await conn.close()
+    assert dead == []
+    assert writers == ["COPY"] * len(rows)
+    for key, (_, printed) in rows.items():
+        assert {column: stored[key][column] for column in printed} == printed
 
 
 # --- the reader on its own ------------------------------------------------
