@@ -8,18 +8,22 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from drainer.settings import (
     ENV_PREFIX,
+    MAX_WORKERS,
     Settings,
     SettingsError,
     hyperswitch_config_path,
     load_settings,
 )
 from drainer.telemetry import configure_logging
+
+if TYPE_CHECKING:
+    from drainer.workers import WorkerSpec
 
 T = TypeVar("T")
 #: Columns of the benchmark report when stdout is not a terminal.
@@ -88,10 +92,28 @@ def run(
     burst: Annotated[
         bool, typer.Option("--burst", help="Drain until every partition is empty, then exit 0.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=MAX_WORKERS,
+            help="Consumer processes on this host behind one operator API "
+            "(default: [drainer] workers, 1). Kubernetes: keep 1 and scale pods.",
+        ),
+    ] = None,
 ) -> None:
     """Run the drainer: the consumer loop and the operator API."""
     from drainer.main import run_drainer
+    from drainer.workers import WorkerSpec
 
+    try:
+        spec = WorkerSpec.from_environ(os.environ)
+    except ValueError as exc:
+        typer.echo(f"drainer: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if spec is not None:
+        raise typer.Exit(_run_as_worker(spec, config, burst))
     if config is None:
         config = hyperswitch_config_path()
     if config is None and not any(name.startswith(ENV_PREFIX) for name in os.environ):
@@ -106,12 +128,40 @@ def run(
     configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
     if config is not None:
         logging.getLogger("drainer.cli").info("settings file: %s", config)
+    count = workers if workers is not None else settings.drainer.workers
     try:
-        code = _run_loop(run_drainer(settings, burst=burst))
+        if count == 1:
+            code = _run_loop(run_drainer(settings, burst=burst))
+        else:
+            from drainer.workers import run_workers
+
+            code = _run_loop(run_workers(settings, count=count, burst=burst, config=config))
     except ValueError as exc:  # start-up problems a user must fix (missing schema, bad keys)
         typer.echo(f"drainer: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+def _run_as_worker(spec: WorkerSpec, config: Path | None, burst: bool) -> int:
+    """``drainer run`` as a worker of ``drainer run --workers``: its exit code.
+
+    The parent checked the settings and printed what a user needs; a worker's own
+    start-up problem goes to the parent (which says it once), not to stderr N times.
+    """
+    from drainer.workers import STARTUP_FAILED_EXIT, run_worker, tag_logs
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        spec.report_startup_error(f"bad settings: {exc}")
+        return STARTUP_FAILED_EXIT
+    configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
+    tag_logs(spec.worker)
+    try:
+        return _run_loop(run_worker(settings, spec, burst=burst))
+    except ValueError as exc:
+        spec.report_startup_error(str(exc))
+        return STARTUP_FAILED_EXIT
 
 
 RedisUrlOption = Annotated[
@@ -224,6 +274,14 @@ def bench(
         float | None,
         typer.Option(min=1, help="Offered rate of the delay run (default: half the insert rate)."),
     ] = None,
+    workers: Annotated[
+        str,
+        typer.Option(
+            "--workers",
+            help="Worker processes of the drainer in the inserts and mix runs "
+            "(`run --workers`), comma-separated: each count is measured, e.g. 1,2,4.",
+        ),
+    ] = "1",
     redis_url: RedisUrlOption = None,
     database_url: DatabaseUrlOption = None,
     config: ConfigOption = None,
@@ -250,6 +308,12 @@ def bench(
             benchmark.QUICK_RSS_ENTRIES,
             min(delay_seconds, benchmark.QUICK_DELAY_S),
         )
+    try:
+        worker_counts = tuple(int(part) for part in workers.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter("expected integers", param_hint="--workers") from None
+    if not worker_counts or not all(1 <= n <= MAX_WORKERS for n in worker_counts):
+        raise typer.BadParameter(f"expected counts from 1 to {MAX_WORKERS}", param_hint="--workers")
     phases = frozenset(benchmark.PHASES)
     if only is not None:
         phases = frozenset(part.strip() for part in only.split(",") if part.strip())
@@ -285,6 +349,7 @@ def bench(
                 profile_dir=profile_dir,
                 phases=phases,
                 delay_rate=delay_rate,
+                workers=worker_counts,
             )
             report = _run_loop(benchmark.run_bench(options, progress))
     except EmbeddedError as exc:

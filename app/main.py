@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -82,13 +83,17 @@ async def start_drainer(
     await serve(drainer, server)
 
 
-async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
+async def run_drainer(
+    settings: Settings, *, burst: bool = False, listener: socket.socket | None = None
+) -> int:
     """What ``drainer run`` does: serve the API, open the stores, drain until a signal.
 
     With ``[server] enabled`` the API is bound before the first store attempt and
     answers "starting" (``drainer.api.app.StartupDispatcher``) while start-up retries,
     so liveness probes pass; the real app takes over on the same socket once the
-    stores are open. A port in use is a ``ValueError`` naming it. Returns the exit code.
+    stores are open. A port in use is a ``ValueError`` naming it. ``listener`` serves
+    the API on a socket bound already instead of ``[server] host:port`` (a worker of
+    ``drainer run --workers``, :mod:`drainer.workers`). Returns the exit code.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -104,7 +109,11 @@ async def run_drainer(settings: Settings, *, burst: bool = False) -> int:
     try:
         status = StartupStatus()
         dispatcher = StartupDispatcher(status)
-        server = ApiServer(settings.server, dispatcher) if settings.server.enabled else None
+        server = (
+            ApiServer(settings.server, dispatcher, listener=listener)
+            if settings.server.enabled
+            else None
+        )
         if server is not None:
             # serving before the first store attempt: probes answer "starting" meanwhile
             server.start()

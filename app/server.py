@@ -45,12 +45,23 @@ def bind_listener(host: str, port: int) -> socket.socket:
 class ApiServer:
     """Serves an ASGI app on a socket bound when it is made; stopped by :meth:`stop`."""
 
-    def __init__(self, settings: ServerSettings, app: Any) -> None:
-        self._socket = bind_listener(settings.host, settings.port)
+    def __init__(
+        self, settings: ServerSettings, app: Any, *, listener: socket.socket | None = None
+    ) -> None:
+        """``listener``: a socket bound already (a worker's, from ``drainer.workers``).
+
+        Without it ``[server] host:port`` is bound now.
+        """
+        if listener is None:
+            self._socket = bind_listener(settings.host, settings.port)
+            host, port = settings.host, settings.port
+        else:
+            self._socket = listener
+            host, port = listener.getsockname()[:2]
         config = uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.port,
+            host=host,
+            port=port,
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -117,3 +117,46 @@ async def test_quick_bench_reports_every_measure(
         assert not [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
     finally:
         await client.aclose()
+
+
+async def test_bench_measures_the_drainer_with_several_workers(
+    tmp_path: Path, pg_dsn: str, redis_url: str
+) -> None:
+    report = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "drainer",
+            "bench",
+            "--quick",
+            "--only",
+            "inserts",
+            "--workers",
+            "1,2",
+            "--partitions",
+            "8",
+            "--redis-url",
+            redis_url,
+            "--database-url",
+            pg_dsn,
+            "--json",
+            str(report),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(report.read_text())
+    inserts = data["inserts"]
+    assert set(inserts) == {"drainer", "drainer_2_workers", "baseline", "limit"}
+    two = inserts["drainer_2_workers"]
+    assert two["entries"] == inserts["drainer"]["entries"] and two["ops_per_s"] > 0
+    # the parent and both workers: more memory than one process alone
+    assert two["peak_rss_kb"] > inserts["drainer"]["peak_rss_kb"]
+    assert data["config"]["workers"] == [1, 2]
+    assert "same, drainer with 2 workers" in proc.stdout

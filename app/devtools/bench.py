@@ -49,6 +49,7 @@ from drainer.consumers.producer import Producer, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
 from drainer.db.operations import Operation
 from drainer.devtools.baseline import POOL_SIZE, PerEntryDrainer
+from drainer.settings import MAX_WORKERS
 
 #: The measurements ``--only`` can pick.
 PHASES = ("inserts", "mix", "tagged", "delay", "rss")
@@ -281,6 +282,11 @@ def _batched(items: Iterable[tuple[Operation, str]], size: int) -> Iterator[list
 # --------------------------------------------------------------------------- results
 
 
+def drainer_key(workers: int) -> str:
+    """The report key of a drainer run: ``drainer`` for one process, ``drainer_N_workers``."""
+    return "drainer" if workers == 1 else f"drainer_{workers}_workers"
+
+
 @dataclass(slots=True)
 class DrainRun:
     """One drain of a pre-filled backlog."""
@@ -342,7 +348,8 @@ class BenchReport:
     seconds: float = 0.0
 
     @staticmethod
-    def _ratio(runs: dict[str, DrainRun], a: str, b: str) -> float:
+    def ratio(runs: Mapping[str, DrainRun], a: str, b: str) -> float:
+        """Run ``a``'s rate over run ``b``'s (0 when either is missing)."""
         if a not in runs or b not in runs or runs[b].rate <= 0:
             return 0.0
         return runs[a].rate / runs[b].rate
@@ -350,17 +357,17 @@ class BenchReport:
     @property
     def inserts_vs_baseline(self) -> float:
         """Drainer inserts/s over the baseline's."""
-        return self._ratio(self.inserts, "drainer", "baseline")
+        return self.ratio(self.inserts, "drainer", "baseline")
 
     @property
     def mix_vs_baseline(self) -> float:
         """Drainer mix ops/s over the baseline's."""
-        return self._ratio(self.mix, "drainer", "baseline")
+        return self.ratio(self.mix, "drainer", "baseline")
 
     @property
     def inserts_vs_limit(self) -> float:
         """Drainer inserts/s over COPY rows/s."""
-        return self._ratio(self.inserts, "drainer", "limit")
+        return self.ratio(self.inserts, "drainer", "limit")
 
     @property
     def tagged_vs_flat(self) -> float:
@@ -380,14 +387,14 @@ class BenchReport:
     def targets(self) -> list[Target]:
         """The issue's targets with this run's numbers."""
         found = []
-        if self.inserts:
+        if "drainer" in self.inserts:
             found += [
                 Target("inserts: drainer / baseline", self.inserts_vs_baseline,
                        TARGET_INSERTS_VS_BASELINE, "x"),
                 Target("inserts: drainer / COPY limit", self.inserts_vs_limit,
                        TARGET_INSERTS_VS_LIMIT, "%"),
             ]  # fmt: skip
-        if self.mix:
+        if "drainer" in self.mix:
             found.append(
                 Target("mix: drainer / baseline", self.mix_vs_baseline,
                        TARGET_MIX_VS_BASELINE, "x")
@@ -473,10 +480,14 @@ class DrainerChild:
     as Linux carries into it the RSS of the forked copy of this process.
     """
 
-    def __init__(self, config: Path, *, burst: bool, wrapper: list[str] | None = None) -> None:
+    def __init__(
+        self, config: Path, *, burst: bool, wrapper: list[str] | None = None, workers: int = 1
+    ) -> None:
         args = [sys.executable, "-m", "drainer", "run", "--config", str(config)]
         if burst:
             args.append("--burst")
+        if workers > 1:
+            args += ["--workers", str(workers)]
         self.args = (wrapper or []) + args
         self.proc: subprocess.Popen[bytes] | None = None
         self.draining_at: float | None = None
@@ -511,17 +522,20 @@ class DrainerChild:
 
     def _watch_memory(self) -> None:
         assert self.proc is not None
-        status = Path(f"/proc/{self.proc.pid}/status")
+        pid = self.proc.pid
+        # with --workers the child is a parent: its workers' peaks count too (the
+        # last reading of each before it exits, summed: to RSS_POLL_S, and a worker
+        # restarted in between would count once)
+        peaks: dict[int, int] = {}
         while self.exit_code is None:
-            try:
-                text = status.read_text()
-            except OSError:  # gone, or not Linux
+            own = _peak_rss_kb(pid)
+            if own is None:  # gone, or not Linux
                 return
-            for line in text.splitlines():
-                if line.startswith("VmHWM:"):
-                    # monotonic: the last reading before exit is the peak (to RSS_POLL_S)
-                    self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
-                    break
+            peaks[pid] = own
+            for child in _child_pids(pid):
+                if (peak := _peak_rss_kb(child)) is not None:
+                    peaks[child] = peak
+            self.peak_rss_kb = max(self.peak_rss_kb, sum(peaks.values()))
             time.sleep(RSS_POLL_S)
 
     def _read_log(self) -> None:
@@ -591,6 +605,26 @@ class DrainerChild:
         return "\n".join(self.lines)
 
 
+def _peak_rss_kb(pid: int) -> int | None:
+    """A process's peak RSS (``VmHWM``, monotonic), None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+def _child_pids(pid: int) -> list[int]:
+    """A process's children (Linux), none when it is gone."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 # --------------------------------------------------------------------------- the benchmark
 
 
@@ -611,6 +645,9 @@ class BenchOptions:
     phases: frozenset[str] = frozenset({"inserts", "mix", "delay", "rss"})
     #: Offered rate of the delay run; None: half the measured insert rate.
     delay_rate: float | None = None
+    #: Worker processes of the drainer's inserts and mix runs (``run --workers``), each
+    #: count measured in turn; the ratios and targets are those of one process.
+    workers: tuple[int, ...] = (1,)
 
 
 def _toml_value(value: Any) -> str:
@@ -767,15 +804,15 @@ class Bench:
 
     # ---- contenders
 
-    async def run_drainer(self, name: str) -> DrainRun:
-        """The drainer in burst mode, as a child process."""
+    async def run_drainer(self, name: str, *, workers: int = 1) -> DrainRun:
+        """The drainer in burst mode, as a child process (with ``workers`` processes)."""
         backlog = await self.backlog()
         wrapper = None
         if self.options.profile_dir is not None:
             self.options.profile_dir.mkdir(parents=True, exist_ok=True)
             out = self.options.profile_dir / f"{name}.svg"
             wrapper = [str(_py_spy()), "record", "--subprocesses", "-o", str(out), "--"]
-        child = DrainerChild(self.config, burst=True, wrapper=wrapper)
+        child = DrainerChild(self.config, burst=True, wrapper=wrapper, workers=workers)
         child.start()
         code = -1
         try:
@@ -907,14 +944,23 @@ class Bench:
         report.seconds = time.monotonic() - began
         return report
 
+    def _contenders(self) -> list[tuple[str, int]]:
+        """(report key, worker processes) of each drainer run, then the baseline's (0)."""
+        runs = [(drainer_key(n), n) for n in dict.fromkeys(self.options.workers)]
+        return [*runs, ("baseline", 0)]
+
     async def _inserts(self, report: BenchReport) -> None:
         n = self.options.entries
         self.progress(f"inserts: filling {n:,} entries over {self.options.partitions} partitions")
-        for name in ("drainer", "baseline"):
+        for name, workers in self._contenders():
             await self.reset()
             await self.fill(insert_ops(n))
             self.progress(f"inserts: {name} draining")
-            run = await (self.run_drainer("inserts") if name == "drainer" else self.run_baseline())
+            run = await (
+                self.run_drainer(_profile_name("inserts", workers), workers=workers)
+                if workers
+                else self.run_baseline()
+            )
             await self._check_drained(name, n)
             report.inserts[name] = run
             self.progress(f"inserts: {name} {run.rate:,.0f} ops/s")
@@ -925,11 +971,15 @@ class Bench:
     async def _mix(self, report: BenchReport) -> None:
         n = self.options.entries
         m = mix_size(n)
-        for name in ("drainer", "baseline"):
+        for name, workers in self._contenders():
             await self.reset()
             await self.fill(mix_ops(n))
             self.progress(f"mix: {name} draining {m:,} entries")
-            run = await (self.run_drainer("mix") if name == "drainer" else self.run_baseline())
+            run = await (
+                self.run_drainer(_profile_name("mix", workers), workers=workers)
+                if workers
+                else self.run_baseline()
+            )
             await self._check_drained(name, m // (1 + MIX_UPDATES_PER_KEY), succeeded=True)
             report.mix[name] = run
             self.progress(f"mix: {name} {run.rate:,.0f} ops/s")
@@ -977,6 +1027,7 @@ class Bench:
             "rss_entries": list(self.options.rss_entries),
             "delay_seconds": self.options.delay_s,
             "drainer_settings": dict(self.options.drainer_settings),
+            "workers": list(self.options.workers),
             "baseline_pool_size": POOL_SIZE,
             "schema": self.schema,
             "redis_prefix": self.prefix,
@@ -1030,6 +1081,20 @@ async def run_bench(options: BenchOptions, progress: Any = None) -> BenchReport:
 # --------------------------------------------------------------------------- output
 
 
+def _profile_name(measure: str, workers: int) -> str:
+    """The flame graph's name of a drainer run (``--profile``)."""
+    return measure if workers == 1 else f"{measure}_{workers}_workers"
+
+
+def _worker_runs(runs: Mapping[str, DrainRun]) -> list[tuple[str, int]]:
+    """(key, workers) of the runs with several drainer workers, fewest first."""
+    found = []
+    for workers in range(2, MAX_WORKERS + 1):
+        if (name := drainer_key(workers)) in runs:
+            found.append((name, workers))
+    return found
+
+
 def _rate(run: DrainRun | None) -> str:
     return f"{run.rate:,.0f}" if run is not None else "-"
 
@@ -1063,6 +1128,15 @@ def print_report(report: BenchReport, console: Any = None) -> None:
             f"{report.inserts_vs_baseline:.1f}x",
             f"{report.inserts_vs_limit:.0%}",
         )
+        for name, workers in _worker_runs(ins):
+            table.add_row(
+                f"  same, drainer with {workers} workers",
+                _rate(ins[name]),
+                "",
+                "",
+                f"{report.ratio(ins, name, 'baseline'):.1f}x",
+                f"{report.ratio(ins, name, 'limit'):.0%}",
+            )
     if report.mix:
         table.add_row(
             f"1 insert + 3 updates, ops/s ({cfg['mix_entries']:,} entries)",
@@ -1072,6 +1146,15 @@ def print_report(report: BenchReport, console: Any = None) -> None:
             f"{report.mix_vs_baseline:.1f}x",
             "-",
         )
+        for name, workers in _worker_runs(report.mix):
+            table.add_row(
+                f"  same, drainer with {workers} workers",
+                _rate(report.mix[name]),
+                "",
+                "-",
+                f"{report.ratio(report.mix, name, 'baseline'):.1f}x",
+                "-",
+            )
     if report.tagged is not None:
         table.add_row(
             f"same, Hyperswitch-shaped updates ({cfg['mix_entries']:,} entries)",

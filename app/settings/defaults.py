@@ -67,12 +67,14 @@ __all__ = [
     "DEFAULT_TENANT_ID",
     "DEFAULT_TENANT_REDIS_KEY_PREFIX",
     "DEFAULT_TENANT_SCHEMA",
+    "DEFAULT_WORKERS",
     "ENV_NESTED_DELIMITER",
     "ENV_PREFIX",
     "MAX_DB_TIMEOUT_MS",
     "MAX_DEAD_LETTER_SCAN_MAX",
     "MAX_MAX_READ_COUNT",
     "MAX_NUM_PARTITIONS",
+    "MAX_WORKERS",
     "MIN_DB_SESSION_TIMEOUT_MS",
     "POD_NAME_ENV",
 ]
@@ -95,6 +97,10 @@ DEFAULT_CONSUMER_GROUP = "drainer"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_ON_DEAD_LETTER: Literal["continue", "park_entity"] = "continue"
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
+DEFAULT_WORKERS = 1
+#: Most consumer processes ``drainer run`` starts: each holds its own pools (database
+#: ``pool_size``, Redis ``pool_size``), so beyond a host's cores more only cost connections.
+MAX_WORKERS = 64
 
 # ---- [master_database]
 

@@ -47,11 +47,13 @@ from drainer.settings.defaults import (
     DEFAULT_TENANT_ID,
     DEFAULT_TENANT_REDIS_KEY_PREFIX,
     DEFAULT_TENANT_SCHEMA,
+    DEFAULT_WORKERS,
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
     MAX_DEAD_LETTER_SCAN_MAX,
     MAX_MAX_READ_COUNT,
     MAX_NUM_PARTITIONS,
+    MAX_WORKERS,
 )
 from drainer.settings.errors import SettingsError, _raise_if
 from drainer.settings.tables import TablesSettings
@@ -166,6 +168,14 @@ class DrainerSettings(_Section):
         DEFAULT_HONOUR_HYPERSWITCH_LOCK,
         description="Leave a partition alone while Hyperswitch's Rust drainer holds its "
         "`<stream key>_in_use` lock (cutover); false once no Rust drainer runs.",
+    )
+    workers: int = Field(
+        DEFAULT_WORKERS,
+        ge=1,
+        le=MAX_WORKERS,
+        description="Consumer processes `drainer run` starts on this host, consumers "
+        "`<consumer_name>-w1`..`-wN` behind one operator API (`--workers` overrides it); "
+        "on Kubernetes keep 1 and scale pods.",
     )
 
     @model_validator(mode="before")
