@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,35 +18,29 @@ from tests.support.drainer import REDIS_URL
 BENCH_TIMEOUT_S = 180
 
 
-async def test_quick_bench_reports_every_measure(
-    tmp_path: Path, pg_dsn: str, redis_url: str
-) -> None:
+async def _bench(
+    tmp_path: Path, pg_dsn: str, redis_url: str, *args: str
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """``drainer bench --quick`` on 8 partitions of the test servers: its JSON and run."""
     report = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+    command = [sys.executable, "-m", "drainer", "bench", "--quick", *args, "--partitions", "8"]
     proc = await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "drainer",
-            "bench",
-            "--quick",
-            "--partitions",
-            "8",
-            "--redis-url",
-            redis_url,
-            "--database-url",
-            pg_dsn,
-            "--json",
-            str(report),
-        ],
+        [*command, "--redis-url", redis_url, "--database-url", pg_dsn, "--json", str(report)],
         env=env,
         capture_output=True,
         text=True,
         timeout=BENCH_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    data = json.loads(report.read_text())
+    return json.loads(report.read_text()), proc
+
+
+async def test_quick_bench_reports_every_measure(
+    tmp_path: Path, pg_dsn: str, redis_url: str
+) -> None:
+    data, proc = await _bench(tmp_path, pg_dsn, redis_url)
 
     # the printed table has every row
     rows = (
@@ -122,36 +117,7 @@ async def test_quick_bench_reports_every_measure(
 async def test_bench_measures_the_drainer_with_several_workers(
     tmp_path: Path, pg_dsn: str, redis_url: str
 ) -> None:
-    report = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
-    proc = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "drainer",
-            "bench",
-            "--quick",
-            "--only",
-            "inserts",
-            "--workers",
-            "1,2",
-            "--partitions",
-            "8",
-            "--redis-url",
-            redis_url,
-            "--database-url",
-            pg_dsn,
-            "--json",
-            str(report),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=BENCH_TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    data = json.loads(report.read_text())
+    data, proc = await _bench(tmp_path, pg_dsn, redis_url, "--only", "inserts", "--workers", "1,2")
     inserts = data["inserts"]
     assert set(inserts) == {"drainer", "drainer_2_workers", "baseline", "limit"}
     two = inserts["drainer_2_workers"]

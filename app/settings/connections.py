@@ -48,6 +48,16 @@ def _check_redis_node(value: str) -> str:
     return text
 
 
+def _with_scheme(value: SecretStr | None, schemes: frozenset[str], wanted: str) -> SecretStr | None:
+    """``value`` if unset or a URL with one of ``schemes``, else a ValueError naming them."""
+    if value is None:
+        return None
+    scheme, sep, _ = value.get_secret_value().partition("://")
+    if not sep or scheme.lower() not in schemes:
+        raise ValueError(f"must start with {wanted}")
+    return value
+
+
 class DatabaseSettings(_Section):
     """``[master_database]``: the PostgreSQL database the operations are applied to.
 
@@ -98,12 +108,9 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        scheme, sep, _ = value.get_secret_value().partition("://")
-        if not sep or scheme.lower() not in _POSTGRES_SCHEMES:
-            raise ValueError("must start with postgres://, postgresql:// or postgresql+asyncpg://")
-        return value
+        return _with_scheme(
+            value, _POSTGRES_SCHEMES, "postgres://, postgresql:// or postgresql+asyncpg://"
+        )
 
     def sqlalchemy_url(self) -> str:
         """The ``postgresql+asyncpg://`` URL for SQLAlchemy, password included (do not log it).
@@ -157,12 +164,7 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        scheme, sep, _ = value.get_secret_value().partition("://")
-        if not sep or scheme.lower() not in _REDIS_SCHEMES:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
+        return _with_scheme(value, _REDIS_SCHEMES, "redis://, rediss:// or unix://")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> RedisSettings:
