@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from drainer.consumers.producer import Producer
 from drainer.consumers.streams import StreamLayout
 from drainer.lifecycle import open_stores
 from drainer.main import start_drainer
-from tests.support.api import free_port
+from tests.support.api import busy_port, free_port
 from tests.support.drainer import (
     REDIS_URL,
     create_a_table,
@@ -103,10 +102,7 @@ def test_a_port_in_use_fails_start_up_at_once_with_one_line(
     tmp_path: Path, redis_prefix: str
 ) -> None:
     db_port = free_port()  # unreachable: start-up must fail before any store attempt
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        api_port = busy.getsockname()[1]
+    with busy_port() as api_port:
         config = write_config(
             tmp_path / "c.toml",
             f"postgresql://postgres@127.0.0.1:{db_port}/postgres",
@@ -134,10 +130,7 @@ async def test_start_drainer_on_a_port_in_use_fails_before_draining(
 ) -> None:
     """The library path binds first too: a ValueError naming the port, nothing drained."""
     await create_a_table(pg_dsn)
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        api_port = busy.getsockname()[1]
+    with busy_port() as api_port:
         settings = settings_from(
             write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix, server=_server(api_port))
         )

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from drainer.workers import (
     WorkerState,
     worker_consumer_name,
 )
-from tests.support.api import free_port
+from tests.support.api import busy_port, free_port
 from tests.support.drainer import (
     REDIS_URL,
     create_a_table,
@@ -291,10 +290,7 @@ def test_a_port_in_use_fails_at_once_and_starts_no_worker(
     tmp_path: Path, redis_prefix: str
 ) -> None:
     db_port = free_port()  # unreachable: the port must fail before any store attempt
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        api_port = busy.getsockname()[1]
+    with busy_port() as api_port:
         config = write_config(
             tmp_path / "c.toml",
             f"postgresql://postgres@127.0.0.1:{db_port}/postgres",
