@@ -13,10 +13,12 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from drainer.api.app import StartupDispatcher, create_app
+from drainer.consumers.observe import DrainObserver
+from drainer.db.models import ModelRegistry
 from drainer.lifecycle import Drainer, StartupAborted, StartupStatus, open_stores
 from drainer.server import ApiServer
 from drainer.settings import Settings
@@ -43,19 +45,36 @@ async def open_drainer(
     metric_readers: Sequence[MetricReader] = (),
     stop: asyncio.Event | None = None,
     status: StartupStatus | None = None,
+    wrap_observer: Callable[[DrainObserver], DrainObserver] | None = None,
 ) -> Drainer:
     """Telemetry, then every tenant's store observed by it, then the drainer over them.
 
     ``span_processors`` and ``metric_readers`` add receivers of spans and metrics
-    (tests, embedding). Waits while Redis or the database is down (``open_stores``).
+    (tests, embedding); ``wrap_observer`` puts an observer of the caller's around each
+    tenant's (the demo counts what is committed). Waits while Redis or the database is
+    down (``open_stores``).
     """
     telemetry = Telemetry(settings, span_processors=span_processors, metric_readers=metric_readers)
+
+    def observe(tenant_id: str, registry: ModelRegistry) -> DrainObserver:
+        observer = telemetry.observer(tenant_id, registry)
+        return observer if wrap_observer is None else wrap_observer(observer)
+
     try:
-        stores = await open_stores(settings, stop=stop, status=status, observe=telemetry.observer)
+        stores = await open_stores(settings, stop=stop, status=status, observe=observe)
     except BaseException:
         telemetry.shutdown()
         raise
     return Drainer(settings, stores, telemetry=telemetry, burst=burst)
+
+
+def start_api(drainer: Drainer) -> ApiServer | None:
+    """The operator API over ``drainer``, bound and serving, when ``[server] enabled``."""
+    if not drainer.settings.server.enabled:
+        return None
+    server = ApiServer(drainer.settings.server, create_app(drainer))
+    server.start()
+    return server
 
 
 async def serve(drainer: Drainer, server: ApiServer | None) -> None:
@@ -77,10 +96,7 @@ async def start_drainer(
     telemetry to a :class:`Drainer` of your own for per-batch metrics and traces.
     """
     drainer = Drainer(settings, stores, burst=burst)
-    server = ApiServer(settings.server, create_app(drainer)) if settings.server.enabled else None
-    if server is not None:
-        server.start()
-    await serve(drainer, server)
+    await serve(drainer, start_api(drainer))
 
 
 async def run_drainer(

@@ -49,7 +49,7 @@ def decode_entry(fields: dict[str, str]) -> Envelope:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamSource:
     """What a batch entry was read from: the stream entry and its envelope (None: malformed)."""
 

@@ -96,6 +96,8 @@ class DriverStatements:
         self.dialect = dialect
         # None marks a shape SQLAlchemy must execute itself
         self._cache: dict[tuple[Any, ...], DriverStatement | None] = {}
+        # None marks a shape that goes as INSERT statements
+        self._copy_cache: dict[tuple[Any, ...], CopyStatement | None] = {}
 
     def _compile(self, stmt: Any, sources: Mapping[str, tuple[int, str]]) -> DriverStatement | None:
         compiled = stmt.compile(dialect=self.dialect)
@@ -132,12 +134,21 @@ class DriverStatements:
         A shape SQLAlchemy must execute itself (a Python-side default) cannot be
         copied; otherwise the records are the INSERT's own arguments, in its order.
         """
+        cache_key = ("copy", model.name, tuple(columns))
+        try:
+            return self._copy_cache[cache_key]
+        except KeyError:
+            pass
         insert = self.insert(model, columns)
         table = model.table
-        if insert is None or not all(_copies(table.c[column].type) for _, column in insert.sources):
-            return None
-        names = tuple(table.c[column].name for _, column in insert.sources)
-        return CopyStatement(table.name, table.schema, names, insert)
+        found: CopyStatement | None = None
+        if insert is not None and all(_copies(table.c[c].type) for _, c in insert.sources):
+            names = tuple(table.c[column].name for _, column in insert.sources)
+            found = CopyStatement(table.name, table.schema, names, insert)
+        if len(self._copy_cache) >= MAX_SHAPES:
+            self._copy_cache.clear()
+        self._copy_cache[cache_key] = found
+        return found
 
     def update(
         self, model: TableModel, columns: Sequence[str], key: Sequence[str]

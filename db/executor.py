@@ -511,21 +511,18 @@ class Executor:
         copy: bool = False,
     ) -> None:
         started = time.perf_counter()
-        if copy and len(rows) >= COPY_MIN_ROWS and await self._copy_many(session, model, rows):
-            if self.on_statement is not None:
-                elapsed = time.perf_counter() - started
-                self.on_statement(OpKind.INSERT, model.name, elapsed, len(rows))
-            return
-        stmt = self._driver_statements.insert(model, tuple(rows[0]))
-        try:
-            if stmt is None:
-                await session.execute(self._insert_statement(model), rows)
-            else:
-                await execute_many(await _driver(session), stmt, [stmt.args(r) for r in rows])
-        except DBAPIError as exc:
-            if is_permanent(exc):
-                raise _Refused from exc
-            raise
+        copied = copy and len(rows) >= COPY_MIN_ROWS and await self._copy_many(session, model, rows)
+        if not copied:
+            stmt = self._driver_statements.insert(model, tuple(rows[0]))
+            try:
+                if stmt is None:
+                    await session.execute(self._insert_statement(model), rows)
+                else:
+                    await execute_many(await _driver(session), stmt, [stmt.args(r) for r in rows])
+            except DBAPIError as exc:
+                if is_permanent(exc):
+                    raise _Refused from exc
+                raise
         if self.on_statement is not None:
             self.on_statement(OpKind.INSERT, model.name, time.perf_counter() - started, len(rows))
 

@@ -2,11 +2,11 @@
 
 The demo creates a payments schema of its own (payment intents, attempts and
 refunds, with enums, json, bytea and timestamps), starts the real drainer
-(:func:`drainer.lifecycle.open_stores` and :class:`drainer.lifecycle.Drainer`, as
+(:func:`drainer.main.open_drainer` and :func:`drainer.main.start_api`, as
 ``drainer run`` does) in this process, and drives a producer that appends what
 a payment service would: inserts, then updates of the same entities, a few
 deletes, and a handful of deliberately malformed entries. While it runs,
-:mod:`app.demo_view` shows what is pushed, drained and waiting; at the end it
+:mod:`drainer.devtools.demo_view` shows what is pushed, drained and waiting; at the end it
 compares every table with what the producer intended and the dead letters
 with the malformed entries it wrote.
 
@@ -34,18 +34,15 @@ import orjson
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
-from drainer.api.app import create_app
 from drainer.consumers.entry import StreamSource
 from drainer.consumers.group import ReadResult
 from drainer.consumers.observe import DrainObserver, ErrorClass
 from drainer.consumers.producer import Producer, delete_op, dumps, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
 from drainer.db.executor import BatchEntry, BatchResult, Outcome
-from drainer.db.models import ModelRegistry
 from drainer.db.operations import Operation, OpKind
-from drainer.lifecycle import Drainer, StartupAborted, open_stores
-from drainer.main import serve
-from drainer.server import ApiServer
+from drainer.lifecycle import Drainer, StartupAborted
+from drainer.main import open_drainer, serve, start_api
 from drainer.settings import (
     DrainerSettings,
     MultitenancySettings,
@@ -55,7 +52,6 @@ from drainer.settings import (
     TenantSettings,
 )
 from drainer.store import Store
-from drainer.telemetry import Telemetry
 
 log = logging.getLogger("drainer.devtools.demo")
 
@@ -826,27 +822,18 @@ class Demo:
         return result
 
     async def _run(self, result: DemoResult) -> None:
-        telemetry = Telemetry(self.settings)
-
-        def observe(tenant_id: str, registry: ModelRegistry) -> DrainObserver:
-            # count what the drainer commits, then pass it on to the telemetry's observer
-            return DemoObserver(telemetry.observer(tenant_id, registry), self.stats)
-
         try:
-            stores = await open_stores(self.settings, stop=self.stop, observe=observe)
+            drainer = await open_drainer(
+                self.settings,
+                stop=self.stop,
+                # count what the drainer commits, then pass it on to the telemetry's observer
+                wrap_observer=lambda inner: DemoObserver(inner, self.stats),
+            )
         except StartupAborted:
-            telemetry.shutdown()
             return
-        store = stores[TENANT_ID]
-        drainer = Drainer(self.settings, stores, telemetry=telemetry)
+        store = drainer.stores[TENANT_ID]
         self.drainer = drainer
-        server = (
-            ApiServer(self.settings.server, create_app(drainer))
-            if self.settings.server.enabled
-            else None
-        )
-        if server is not None:
-            server.start()
+        server = start_api(drainer)
         try:
             async with asyncio.TaskGroup() as tasks:
                 drain_task = tasks.create_task(serve(drainer, server), name="drainer")
