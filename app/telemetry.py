@@ -244,7 +244,7 @@ class TenantObserver(DrainObserver):
             if handled.outcome is Outcome.APPLIED or handled.outcome is Outcome.EXISTED:
                 op = entry.operation
                 if op is not None:
-                    committed[op.kind, self._table(op.tag, op.kind)] += 1
+                    committed[op.kind, op.tag] += 1  # tags resolved once per batch, below
                 envelope = entry.source.envelope
                 if envelope is not None:
                     pushed.append(envelope.pushed_at)
@@ -258,7 +258,10 @@ class TenantObserver(DrainObserver):
                 self._dead(handled.error, entry)
         for pushed_at in _evenly_spaced(pushed, DELAY_SAMPLES_PER_BATCH):
             m.delay_seconds.record(max(0.0, now_s - pushed_at), self._labels)
-        for (kind, table), count in committed.items():
+        by_table: Counter[tuple[OpKind, str]] = Counter()
+        for (kind, tag), count in committed.items():
+            by_table[kind, self._table(tag, kind)] += count
+        for (kind, table), count in by_table.items():
             m.successful_queries.add(count, self._op(kind, table))
             if hs is not None:
                 hs.successful_query_execution.add(count, self._hs_op(kind, table))

@@ -451,14 +451,21 @@ def _timetz(value: Any) -> Any:
 # --- bytes, uuids, addresses, bits, arrays -------------------------------------------------
 
 
+_INT_ONLY = {int}
+
+
 def _bytea(value: Any) -> Any:
     if isinstance(value, list):
-        # bytes() would take True as 1; serde never writes a bool for a u8.
-        if all(type(item) is int for item in value):
-            try:
-                return bytes(value)
-            except ValueError:
-                pass
+        # bytes() takes True as 1 (and False as 0); serde never writes a bool for a
+        # u8. Only bytes 0 and 1 can stand for one, so only then are item types checked.
+        try:
+            data = bytes(value)
+        except (TypeError, ValueError):
+            data = None
+        if data is not None and (
+            (0 not in data and 1 not in data) or set(map(type, value)) == _INT_ONLY
+        ):
+            return data
         bad = next(item for item in value if type(item) is not int or not 0 <= item <= MAX_BYTE)
         raise ValueError(f"expected an array of integers 0-255 (bytea), found {_show(bad)}")
     if isinstance(value, bytes | bytearray | memoryview):

@@ -201,7 +201,21 @@ class DriverStatements:
             return self._cache[cache_key]
         except KeyError:
             self._bound()
-            found = self._cache[cache_key] = self._compile_update_many(model, columns, key)
+            found = self._cache[cache_key] = self._compile_grouped(model, columns, key)
+            return found
+
+    def delete_many(self, model: TableModel, key: Sequence[str]) -> DriverStatement | None:
+        """One ``DELETE ... USING unnest(...)`` for many rows, or None if a type rules it out.
+
+        Like :meth:`update_many`: one array per key column, distinct keys, and the
+        command tag counts the rows found.
+        """
+        cache_key = ("delete_many", model.name, tuple(key))
+        try:
+            return self._cache[cache_key]
+        except KeyError:
+            self._bound()
+            found = self._cache[cache_key] = self._compile_grouped(model, (), key)
             return found
 
     def _bound(self) -> None:
@@ -210,16 +224,18 @@ class DriverStatements:
         if len(self._cache) >= MAX_SHAPES:
             self._cache.clear()
 
-    def _compile_update_many(
+    def _compile_grouped(
         self, model: TableModel, columns: Sequence[str], key: Sequence[str]
     ) -> DriverStatement | None:
+        """``UPDATE ... FROM unnest`` setting ``columns``, or (no columns) ``DELETE ...
+        USING unnest``, of the rows whose key columns equal each row of the arrays."""
         table = model.table
         quote = self.dialect.identifier_preparer.quote
         targets = [table.c[column] for column in (*columns, *key)]
         # unnest() flattens nested arrays: array columns go one statement per row;
         # a Python-side onupdate is SQLAlchemy's to compute, per row
-        if any(isinstance(col.type, ARRAY) for col in targets) or any(
-            col.onupdate is not None for col in table.columns
+        if any(isinstance(col.type, ARRAY) for col in targets) or (
+            columns and any(col.onupdate is not None for col in table.columns)
         ):
             return None
         try:
@@ -228,10 +244,6 @@ class DriverStatements:
             return None
         aliases = [f"c{i}" for i in range(len(columns))] + [f"k{i}" for i in range(len(key))]
         name = self.dialect.identifier_preparer.format_table(table)
-        sets = ", ".join(
-            f"{quote(table.c[column].name)} = v.{alias}"
-            for column, alias in zip(columns, aliases, strict=False)
-        )
         # The join alone would be planned once for the prepared statement: on a fresh
         # (empty) table as a hash join over a sequential scan, kept as the table grows.
         # Naming the keys with = ANY(...) as well makes every plan an index lookup.
@@ -242,10 +254,15 @@ class DriverStatements:
             conditions.append(f"{target} = ANY(${position + 1}::{types[position]}[])")
         where = " AND ".join(conditions)
         arrays = ", ".join(f"${i}::{type_}[]" for i, type_ in enumerate(types, 1))
-        sql = (
-            f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({', '.join(aliases)}) "
-            f"WHERE {where}"
-        )
+        rows = f"unnest({arrays}) AS v({', '.join(aliases)})"
+        if columns:
+            sets = ", ".join(
+                f"{quote(table.c[column].name)} = v.{alias}"
+                for column, alias in zip(columns, aliases, strict=False)
+            )
+            sql = f"UPDATE {name} SET {sets} FROM {rows} WHERE {where}"
+        else:
+            sql = f"DELETE FROM {name} USING {rows} WHERE {where}"
         sources = tuple((FROM_VALUES, column) for column in columns) + tuple(
             (FROM_KEY, column) for column in key
         )

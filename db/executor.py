@@ -1,8 +1,10 @@
 """Batch execution: one transaction per partition batch, fenced by the watermark.
 
 A batch runs first on the fast path: consecutive inserts into one table go as
-one pipelined statement, consecutive updates of distinct rows with the same
-columns as one ``UPDATE ... FROM unnest(...)``, and no savepoints are taken.
+one ``COPY`` (or pipelined ``INSERT`` statements), consecutive updates of distinct
+rows with the same columns as one ``UPDATE ... FROM unnest(...)``, consecutive
+deletes of distinct rows as one ``DELETE ... USING unnest(...)``, and no
+savepoints are taken.
 Statements run on the session's own asyncpg connection, compiled once per
 shape (:mod:`db.driver`). If the database refuses any entry,
 the transaction is rolled back and the batch runs again entry by entry, each
@@ -55,8 +57,8 @@ log = logging.getLogger("drainer.db")
 #: cardinality, check-option and trigger-raised (PL/pgSQL) errors.
 PERMANENT_SQLSTATE_CLASSES = frozenset({"21", "22", "23", "2B", "42", "44", "0A", "P0"})
 UNIQUE_VIOLATION = "23505"
-#: Most consecutive updates sent as one statement.
-MAX_UPDATE_GROUP = 1000
+#: Most consecutive updates (or deletes) sent as one statement.
+MAX_GROUPED_ROWS = 1000
 #: Insert runs at least this long are written with one binary ``COPY`` (shorter ones:
 #: one pipelined ``INSERT`` per row costs less than starting a copy).
 COPY_MIN_ROWS = 32
@@ -321,10 +323,12 @@ class Executor:
                     handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
                     i = j
                     continue
-                if prep.kind is OpKind.UPDATE and not careful and prep.values:
-                    j = _until_parked(entries, parks, i, self._update_run_end(prepared, i))
-                    run: Sequence[Any] = prepared[i:j]  # all _Prepared updates
-                    if j - i > 1 and await self._update_many(session, run):
+                if not careful and (
+                    (prep.kind is OpKind.UPDATE and prep.values) or prep.kind is OpKind.DELETE
+                ):
+                    j = _until_parked(entries, parks, i, self._grouped_run_end(prepared, i))
+                    run: Sequence[Any] = prepared[i:j]  # all _Prepared, of prep's kind
+                    if j - i > 1 and await self._grouped(session, run):
                         handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
                         i = j
                         continue
@@ -408,21 +412,26 @@ class Executor:
         return end
 
     @staticmethod
-    def _update_run_end(prepared: Sequence[_Prepared | PermanentError], start: int) -> int:
-        """End of the run of updates from ``start`` that can go as one statement: same
-        table, same columns, distinct keys (so each row changes once, as in sequence)."""
+    def _grouped_run_end(prepared: Sequence[_Prepared | PermanentError], start: int) -> int:
+        """End of the run of updates (or deletes) from ``start`` that can go as one
+        statement: same kind, table and columns, distinct keys (so each row is changed
+        or deleted once, as in sequence)."""
         first = prepared[start]
         assert isinstance(first, _Prepared)
+        kind = first.kind
         # the statement takes values by column name: the same set of columns will do
         columns = first.values.keys()
         key_columns = first.key.keys()
-        seen = {tuple(first.key.values())}
+        try:
+            seen = {tuple(first.key.values())}
+        except TypeError:  # an unhashable key value (an array): it goes alone
+            return start + 1
         end = start + 1
-        while end < len(prepared) and end - start < MAX_UPDATE_GROUP:
+        while end < len(prepared) and end - start < MAX_GROUPED_ROWS:
             nxt = prepared[end]
             if not (
                 isinstance(nxt, _Prepared)
-                and nxt.kind is OpKind.UPDATE
+                and nxt.kind is kind
                 and nxt.model is first.model
                 and nxt.values.keys() == columns
                 and nxt.key.keys() == key_columns
@@ -438,15 +447,19 @@ class Executor:
             end += 1
         return end
 
-    async def _update_many(self, session: AsyncSession, run: Sequence[_Prepared]) -> bool:
-        """Apply a run of updates as one statement; False if their shape cannot be grouped.
+    async def _grouped(self, session: AsyncSession, run: Sequence[_Prepared]) -> bool:
+        """Apply a run of updates (or deletes) as one statement; False if their shape
+        cannot be grouped.
 
         A key that matches no row, or any refusal, sends the batch down the careful
-        path, which takes each update on its own (retries, dead letters).
+        path, which takes each entry on its own (retries, dead letters).
         """
         first = run[0]
-        stmt = self._driver_statements.update_many(
-            first.model, tuple(first.values), tuple(first.key)
+        statements = self._driver_statements
+        stmt = (
+            statements.update_many(first.model, tuple(first.values), tuple(first.key))
+            if first.kind is OpKind.UPDATE
+            else statements.delete_many(first.model, tuple(first.key))
         )
         if stmt is None:
             return False
@@ -464,7 +477,7 @@ class Executor:
             raise _Refused
         if self.on_statement is not None:
             elapsed = time.perf_counter() - started
-            self.on_statement(OpKind.UPDATE, first.model.name, elapsed, len(run))
+            self.on_statement(first.kind, first.model.name, elapsed, len(run))
         return True
 
     async def _went_back(

@@ -112,6 +112,24 @@ class TableModel:
         if self.flat_insert is not None:
             values = self._flat_checked(self.flat_insert, values)
         columns = self._columns
+        # One comprehension per row (the common case); any failure takes the loop
+        # below, which names the column at fault.
+        try:
+            if not self.insert_null_is_default:
+                return {
+                    columns[name][0]: None if value is None else columns[name][1](value)
+                    for name, value in values.items()
+                }
+            defaults = self._insert_defaults
+            fast = {
+                columns[name][0]: defaults[name] if value is None else columns[name][1](value)
+                for name, value in values.items()
+            }
+            if OMIT in fast.values():  # the database computes these: left out
+                return {key: value for key, value in fast.items() if value is not OMIT}
+            return fast
+        except (KeyError, *_COERCION_FAILURES):
+            pass
         row: dict[str, Any] = {}
         for name, value in values.items():
             try:
@@ -136,6 +154,15 @@ class TableModel:
         """Coerce an update's SET values; a null leaves its column unchanged unless
         the table is configured so that null sets SQL NULL."""
         columns = self._columns
+        if not self.null_sets_null and columns.keys() >= update_data.keys():
+            try:  # the common case in one comprehension; a failure names its column below
+                return {
+                    columns[name][0]: columns[name][1](value)
+                    for name, value in update_data.items()
+                    if value is not None
+                }
+            except (KeyError, *_COERCION_FAILURES):
+                pass
         changes: dict[str, Any] = {}
         for name, value in update_data.items():
             try:

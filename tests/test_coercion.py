@@ -147,6 +147,8 @@ REJECTED: list[tuple[TypeEngine[Any], Any, str]] = [
     (pg.BYTEA(), [256], "expected an array of integers 0-255 (bytea), found 256"),
     (pg.BYTEA(), [1, -1], "found -1"),
     (pg.BYTEA(), [True], "found True"),
+    (pg.BYTEA(), [200, 7, False], "found False"),  # a bool among bytes 0/1 would pass bytes()
+    (pg.BYTEA(), [9, 0, 1, True], "found True"),
     (pg.BYTEA(), [1.0], "found 1.0"),
     (pg.BYTEA(), "AAEC", "expected an array of integers 0-255 (bytea), got 'AAEC'"),
     (MOOD, "angry", "'angry' is not a value of enum mood (allowed: 'happy', 'sad', 'ok')"),

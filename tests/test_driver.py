@@ -1,4 +1,4 @@
-"""The executor's driver path: grouped updates, fallbacks to SQLAlchemy, refusals in a batch."""
+"""The executor's driver path: grouped updates and deletes, fallbacks to SQLAlchemy, refusals."""
 
 from __future__ import annotations
 
@@ -197,8 +197,58 @@ async def test_a_refused_row_is_dead_lettered_and_the_batch_goes_on(
     assert await _rows(engine, child) == {}
 
 
-async def _record_statements(engine: AsyncEngine, table: str) -> None:
-    """Make every row written to ``table`` log the statement that wrote it."""
+async def test_consecutive_deletes_of_distinct_rows_go_as_one_statement(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    setup = [ins("plain", id=f"p{i}", n=i) for i in range(6)]
+    assert (await executor.apply(STREAM, _batch(setup), Hooks())).count(Outcome.APPLIED) == 6
+    await _record_statements(engine, "plain", "DELETE")
+    # deletes, an insert, then deletes again: two runs, each one statement, in order
+    ops = [dele("plain", f"p{i}") for i in range(4)]
+    ops += [ins("plain", id="p0", n=10), dele("plain", "p0"), dele("plain", "p5")]
+    result = await executor.apply(STREAM, _batch(ops, start=10), Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED] * len(ops)
+    assert set(await _rows(engine, plain)) == {"p4"}
+    async with engine.connect() as conn:
+        queries = [row.query for row in await conn.execute(sa.text("SELECT query FROM written_by"))]
+    assert len(queries) == 6
+    assert all(q.startswith("DELETE FROM") and "USING unnest(" in q for q in queries)
+    assert len(set(queries)) == 1  # one statement text; two executions, four rows then two
+
+
+async def test_delete_of_a_missing_row_in_a_group_waits_and_keeps_order(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    ops = [
+        ins("plain", id="a", n=0),
+        ins("plain", id="b", n=0),
+        dele("plain", "a"),
+        dele("plain", "ghost"),  # no such row: the batch stops here to retry later
+        dele("plain", "b"),
+    ]
+    result = await executor.apply(STREAM, _batch(ops), Hooks())
+    assert result.retry is not None and result.retry.entry_id == "4-0"
+    assert [r.entry.entry_id for r in result.handled] == ["1-0", "2-0", "3-0"]
+    assert set(await _rows(engine, plain)) == {"b"}  # b's delete not yet
+
+
+async def test_a_refused_delete_in_a_group_is_dead_lettered_alone(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    setup = [ins("account", id=a, balance=1) for a in ("a1", "a2", "a3")]
+    setup.append(ins("child", id="c1", account_id="a2"))
+    assert (await executor.apply(STREAM, _batch(setup), Hooks())).count(Outcome.APPLIED) == 4
+    hooks = Hooks()
+    ops = [dele("account", a) for a in ("a1", "a2", "a3")]  # a2 still has a child
+    result = await executor.apply(STREAM, _batch(ops, start=10), hooks)
+    assert [r.outcome for r in result.handled] == [Outcome.APPLIED, Outcome.DEAD, Outcome.APPLIED]
+    assert [r.entry.entry_id for r in hooks.dead] == ["11-0"]
+    assert "23503" in str(hooks.dead[0].error)
+    assert set(await _rows(engine, account)) == {"a2"}
+
+
+async def _record_statements(engine: AsyncEngine, table: str, event: str = "INSERT") -> None:
+    """Make every row written to ``table`` (or deleted: ``event``) log the statement."""
     async with engine.begin() as conn:
         await conn.execute(sa.text("CREATE TABLE written_by (query text)"))
         await conn.execute(
@@ -209,7 +259,7 @@ async def _record_statements(engine: AsyncEngine, table: str) -> None:
         )
         await conn.execute(
             sa.text(
-                f"CREATE TRIGGER log_writer AFTER INSERT ON {table} "
+                f"CREATE TRIGGER log_writer AFTER {event} ON {table} "
                 "FOR EACH ROW EXECUTE FUNCTION log_writer()"
             )
         )

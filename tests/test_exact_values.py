@@ -269,7 +269,7 @@ async def test_rows_of_one_shape_go_as_one_statement_and_stay_exact(
     tmp_path: Path, pg_dsn: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grouped: list[tuple[str, int, bool]] = []
-    insert_many, update_many = Executor._insert_many, Executor._update_many
+    insert_many, grouped_run = Executor._insert_many, Executor._grouped
 
     async def record_inserts(
         self: Executor, session: Any, model: Any, rows: Any, **options: Any
@@ -278,12 +278,12 @@ async def test_rows_of_one_shape_go_as_one_statement_and_stay_exact(
         return await insert_many(self, session, model, rows, **options)
 
     async def record_updates(self: Executor, session: Any, run: Any) -> bool:
-        done = await update_many(self, session, run)
-        grouped.append(("update", len(run), done))
+        done = await grouped_run(self, session, run)
+        grouped.append((run[0].kind.value, len(run), done))
         return done
 
     monkeypatch.setattr(Executor, "_insert_many", record_inserts)
-    monkeypatch.setattr(Executor, "_update_many", record_updates)
+    monkeypatch.setattr(Executor, "_grouped", record_updates)
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute(DDL)
     config = write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix)
