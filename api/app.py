@@ -4,21 +4,24 @@ Routes by noun: :mod:`drainer.api.health`, :mod:`drainer.api.pending`,
 :mod:`drainer.api.replay`, :mod:`drainer.api.dead_letters` and
 :mod:`drainer.api.telemetry`. Handlers call ``consumers`` and ``db``; none sends
 Redis commands itself.
+
+Importing this module loads FastAPI (about 0.3 s): ``drainer run`` does it only once
+its partition workers read, and answers "starting" until then with
+:class:`drainer.api.startup.StartupDispatcher`, which needs none of it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
 
 from drainer.api import dead_letters, health, pending, replay, telemetry
 from drainer.api.errors import install_error_handlers
 from drainer.api.responses import SafeJSONResponse
 
 if TYPE_CHECKING:
-    from drainer.api.deps import Drainer, StartupState
+    from drainer.api.deps import Drainer
     from drainer.consumers.replay import Replayer
 
 #: 2: entry contents need a token and listings are redacted by default.
@@ -54,25 +57,3 @@ def create_app(drainer: Drainer) -> FastAPI:
     for module in (health, pending, replay, dead_letters, telemetry):
         api.include_router(module.router)
     return api
-
-
-class StartupDispatcher:
-    """The ASGI app uvicorn serves from before the stores open: "starting" until ``app`` is set.
-
-    The composition root (``drainer.main``) serves it before the first store attempt,
-    so probes answer while start-up retries (:func:`drainer.api.health.starting_response`),
-    then sets ``app`` to the real app, which takes over on the same socket.
-    """
-
-    def __init__(self, status: StartupState) -> None:
-        self.status = status
-        self.app: Any = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.app is not None:
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] != "http":
-            return  # websockets and lifespan: nothing to offer while starting
-        response = health.starting_response(scope.get("path", ""), self.status.waiting_for)
-        await response(scope, receive, send)

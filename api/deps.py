@@ -47,14 +47,6 @@ class Drainer(Protocol):
         """True once a stop was requested."""
 
 
-class StartupState(Protocol):
-    """What start-up waits for, while the API answers "starting"."""
-
-    @property
-    def waiting_for(self) -> str:
-        """A short description of what start-up waits for now."""
-
-
 #: How many stream keys an "unknown stream" message shows as examples.
 SHOWN_STREAMS = 2
 

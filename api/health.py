@@ -36,21 +36,6 @@ router = APIRouter(tags=["health"])
 UNAVAILABLE = 503
 
 
-def starting_response(path: str, waiting_for: str) -> SafeJSONResponse:
-    """The answer while start-up still opens the stores (``api.app.StartupDispatcher``).
-
-    Liveness is 200 (the process is alive and retrying: a restart would not help),
-    readiness 503, every other endpoint 503 with the same reason.
-    """
-    detail = f"starting: waiting for {waiting_for}"
-    if path.rstrip("/") == "/health":
-        return SafeJSONResponse({"status": "starting", "detail": detail}, status_code=200)
-    if path.rstrip("/") == "/health/ready":
-        body = {"ready": False, "status": "starting", "detail": detail}
-        return SafeJSONResponse(body, status_code=UNAVAILABLE)
-    return SafeJSONResponse({"detail": detail}, status_code=UNAVAILABLE)
-
-
 def _check(result: CheckResult) -> Check:
     return Check(ok=result.ok, detail=result.detail, duration_ms=result.duration_ms)
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.responses import JSONResponse
+# Starlette's own class (FastAPI re-exports it): importing ``fastapi.responses``
+# would load all of FastAPI, and ``drainer.worker_api`` needs only this
+from starlette.responses import JSONResponse
 
 from drainer.escaping import printable
 

@@ -37,7 +37,7 @@ class StartupAborted(Exception):
 
 
 class StartupStatus:
-    """What start-up waits for now; the API's starting phase reports it (``drainer.api.app``)."""
+    """What start-up waits for now; the "starting" answers report it (``drainer.api.startup``)."""
 
     def __init__(self) -> None:
         self.waiting_for = "the tenants' stores to open"
@@ -178,6 +178,15 @@ class Drainer:
     def stopping(self) -> bool:
         """True once a stop was requested."""
         return self._stop.is_set()
+
+    @property
+    def started(self) -> asyncio.Event:
+        """Set once :meth:`run` has started the partition workers (they are about to read).
+
+        What is not needed to drain waits for it: ``drainer.main`` builds the operator
+        API's app then, so its imports are not on the way to the first read.
+        """
+        return self.supervisor.started
 
     async def run(self, *, alongside: asyncio.Task[None] | None = None) -> None:
         """Run until a stop is requested (or, in burst mode, the streams are drained).

@@ -4,6 +4,11 @@ Everything ``drainer run`` is made of is built here, once, in that order, and gi
 to what uses it: the stores get their telemetry observers when they are built, the
 drainer gets its stores and telemetry, the API gets the drainer. Nothing below this
 module imports it.
+
+The API's socket is the exception to that order: it is bound and answering "starting"
+before the first store attempt, and the FastAPI app behind it is built last, once the
+partition workers read (:func:`install_app`): FastAPI is not on the way to the first
+read, and with ``[server] enabled = false`` neither it nor uvicorn is imported.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from drainer.api.app import StartupDispatcher, create_app
+from drainer.api.startup import StartupDispatcher
+from drainer.consumers.aio import cancel_and_wait
 from drainer.consumers.observe import DrainObserver
 from drainer.db.models import ModelRegistry
 from drainer.lifecycle import Drainer, StartupAborted, StartupStatus, open_stores
-from drainer.server import ApiServer
 from drainer.settings import Settings
 from drainer.store import Store
 from drainer.telemetry import Telemetry
@@ -28,6 +33,8 @@ from drainer.telemetry import Telemetry
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.trace import SpanProcessor
+
+    from drainer.server import ApiServer
 
 log = logging.getLogger("drainer")
 
@@ -72,18 +79,61 @@ def start_api(drainer: Drainer) -> ApiServer | None:
     """The operator API over ``drainer``, bound and serving, when ``[server] enabled``."""
     if not drainer.settings.server.enabled:
         return None
+    # FastAPI and uvicorn load only where an API is served
+    from drainer.api.app import create_app
+    from drainer.server import ApiServer
+
     server = ApiServer(drainer.settings.server, create_app(drainer))
     server.start()
     return server
 
 
-async def serve(drainer: Drainer, server: ApiServer | None) -> None:
-    """Run ``drainer`` with ``server`` (already serving, or None) alongside; stop it after."""
+async def serve(
+    drainer: Drainer, server: ApiServer | None, *, dispatcher: StartupDispatcher | None = None
+) -> None:
+    """Run ``drainer`` with ``server`` (already serving, or None) alongside; stop it after.
+
+    ``dispatcher``: the app ``server`` serves, still answering "starting"; the real app
+    replaces it once the drainer's partition workers have started (:func:`install_app`).
+    """
+    installing = (
+        asyncio.create_task(install_app(drainer, dispatcher), name="api-app")
+        if dispatcher is not None
+        else None
+    )
     try:
         await drainer.run(alongside=server.task if server is not None else None)
     finally:
-        if server is not None:
-            await server.stop()
+        try:
+            if installing is not None:
+                await cancel_and_wait(installing)  # a failure to build the app is raised here
+        finally:
+            if server is not None:
+                await server.stop()
+
+
+async def install_app(drainer: Drainer, dispatcher: StartupDispatcher) -> None:
+    """Build the operator API's app and hand ``dispatcher``'s requests to it, once draining.
+
+    Importing FastAPI and building the app costs about 0.3 s of CPU and the drain does
+    not need it, so it waits for :attr:`Drainer.started`: the first reads are sent by
+    then, and their replies wait the ~0.3 s this holds the event loop (a thread would
+    share the GIL with the workers all the same). Until then probes keep answering
+    "starting", readiness 503. Should building it fail, the drainer stops rather than
+    answer "starting" for ever; the error is raised by :func:`serve`.
+    """
+    await drainer.started.wait()
+    try:
+        from drainer.api.app import create_app
+
+        dispatcher.app = create_app(drainer)
+    except Exception:
+        log.exception("the operator API could not be built")
+        drainer.request_stop("operator API failed")
+        raise
+    # FastAPI's and pydantic's objects live as long as the process: out of the
+    # collector's full passes, as start-up's own are (run_drainer)
+    gc.freeze()
 
 
 async def start_drainer(
@@ -105,11 +155,13 @@ async def run_drainer(
     """What ``drainer run`` does: serve the API, open the stores, drain until a signal.
 
     With ``[server] enabled`` the API is bound before the first store attempt and
-    answers "starting" (``drainer.api.app.StartupDispatcher``) while start-up retries,
-    so liveness probes pass; the real app takes over on the same socket once the
-    stores are open. A port in use is a ``ValueError`` naming it. ``listener`` serves
-    the API on a socket bound already instead of ``[server] host:port`` (a worker of
-    ``drainer run --workers``, :mod:`drainer.workers`). Returns the exit code.
+    answers "starting" (:class:`drainer.api.startup.StartupDispatcher`) while start-up
+    retries and reflects the tables, so liveness probes pass; the real app takes over
+    on the same socket once the partition workers have started (:func:`install_app`).
+    With the server disabled neither FastAPI nor uvicorn is imported. A port in use is
+    a ``ValueError`` naming it. ``listener`` serves the API on a socket bound already
+    instead of ``[server] host:port`` (a worker of ``drainer run --workers``,
+    :mod:`drainer.workers`). Returns the exit code.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -124,13 +176,13 @@ async def run_drainer(
         loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         status = StartupStatus()
-        dispatcher = StartupDispatcher(status)
-        server = (
-            ApiServer(settings.server, dispatcher, listener=listener)
-            if settings.server.enabled
-            else None
-        )
-        if server is not None:
+        dispatcher: StartupDispatcher | None = None
+        server: ApiServer | None = None
+        if settings.server.enabled:
+            from drainer.server import ApiServer  # uvicorn: only when the API is served
+
+            dispatcher = StartupDispatcher(status)
+            server = ApiServer(settings.server, dispatcher, listener=listener)
             # serving before the first store attempt: probes answer "starting" meanwhile
             server.start()
         try:
@@ -146,11 +198,11 @@ async def run_drainer(
         # keeps the collector's full passes short while draining (docs/performance.md).
         gc.freeze()
         running.append(drainer)
-        dispatcher.app = create_app(drainer)
+        status.waiting_for = "the partition workers to start"
         if stop.is_set():
             drainer.request_stop("signal during start-up")
         try:
-            await serve(drainer, server)
+            await serve(drainer, server, dispatcher=dispatcher)
         finally:
             await drainer.close()
         return 0

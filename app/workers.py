@@ -9,7 +9,9 @@ a full ``drainer run`` (reads, claims, applies, acknowledges, over every partiti
 as consumer ``<consumer_name>-w<i>``. The consumer groups' exclusive read keeps them
 apart exactly as it keeps replicas on different hosts apart.
 
-A worker learns what it is from :data:`WORKER_ENV` (a JSON :class:`WorkerSpec`) and
+A worker learns what it is from :data:`~drainer.worker_process.WORKER_ENV` (a JSON
+:class:`~drainer.worker_process.WorkerSpec`, read by every ``drainer run`` in
+:mod:`drainer.worker_process`, which keeps this module off a worker's path) and
 inherits two file descriptors from the parent:
 
 - a listening socket on 127.0.0.1 the parent bound for it (the system picks the
@@ -33,9 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import enum
-import json
 import logging
 import os
 import shutil
@@ -44,24 +44,23 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import generate_latest
 
-from drainer.api.app import StartupDispatcher, create_app
+from drainer.api.startup import StartupDispatcher
 from drainer.consumers.aio import cancel_and_wait, wait_or_stop
 from drainer.lifecycle import Drainer, StartupAborted, StartupStatus
-from drainer.main import STOP_SIGNALS, open_drainer, run_drainer
+from drainer.main import STOP_SIGNALS, open_drainer
 from drainer.server import ApiServer, bind_listener
 from drainer.settings import ENV_NESTED_DELIMITER, ENV_PREFIX, Settings
 from drainer.worker_api import LOOPBACK, WorkerReplyError, WorkersFrontend, fetch
+from drainer.worker_process import WORKER_ENV, WorkerSpec
 
 log = logging.getLogger("drainer.workers")
 
-#: The variable that makes ``drainer run`` a worker of a parent (internal: set by it).
-WORKER_ENV = "DRAINER_WORKER"
 #: Each worker's consumer name reaches it as the settings' own override.
 CONSUMER_NAME_ENV = f"{ENV_PREFIX}DRAINER{ENV_NESTED_DELIMITER}CONSUMER_NAME"
 #: First wait before a worker that died is started again; doubles up to the maximum.
@@ -76,8 +75,6 @@ WORKER_STOP_MARGIN_S = 10.0
 #: How often a starting worker's API is tried until it answers.
 WORKER_API_POLL_S = 0.2
 WORKER_API_POLL_TIMEOUT_S = 1.0
-#: ``drainer run``'s exit code for start-up problems (bad settings, cannot start).
-STARTUP_FAILED_EXIT = 2
 
 
 def worker_id(index: int) -> str:
@@ -88,73 +85,6 @@ def worker_id(index: int) -> str:
 def worker_consumer_name(base: str, index: int, count: int) -> str:
     """The consumer name of worker ``index`` of ``count``: ``base`` alone when one."""
     return base if count == 1 else f"{base}-{worker_id(index)}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """What the parent tells a worker process (JSON in :data:`WORKER_ENV`)."""
-
-    worker: str
-    lifeline_fd: int
-    listen_fd: int | None
-    error_file: str
-
-    def to_env(self) -> str:
-        """The value of :data:`WORKER_ENV`."""
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> WorkerSpec | None:
-        """The spec this process was started with, or None when it is not a worker."""
-        raw = environ.get(WORKER_ENV)
-        if raw is None:
-            return None
-        try:
-            return cls(**json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"{WORKER_ENV} is set by `drainer run --workers` for its workers; unset it ({exc})"
-            ) from None
-
-    def report_startup_error(self, message: str) -> None:
-        """Tell the parent why this worker cannot start (it logs it once, and fails)."""
-        Path(self.error_file).write_text(message)
-
-
-class _WorkerTag(logging.Filter):
-    """Adds ``worker=<id>`` to every record (a field of text and JSON lines alike)."""
-
-    def __init__(self, worker: str) -> None:
-        super().__init__()
-        self.worker = worker
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.worker = self.worker
-        return True
-
-
-def tag_logs(worker: str) -> None:
-    """Make every log line of this worker process say which worker wrote it."""
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_WorkerTag(worker))
-
-
-async def run_worker(settings: Settings, spec: WorkerSpec, *, burst: bool = False) -> int:
-    """A worker process: ``drainer run`` on the parent's socket, stopping if the parent dies."""
-    loop = asyncio.get_running_loop()
-
-    def parent_gone() -> None:
-        loop.remove_reader(spec.lifeline_fd)
-        log.warning("the parent process is gone: stopping")
-        # the stop path of a signal: finish the batches in flight, then exit
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    loop.add_reader(spec.lifeline_fd, parent_gone)
-    listener = socket.socket(fileno=spec.listen_fd) if spec.listen_fd is not None else None
-    try:
-        return await run_drainer(settings, burst=burst, listener=listener)
-    finally:
-        loop.remove_reader(spec.lifeline_fd)
 
 
 class WorkerStartupFailed(ValueError):
@@ -211,6 +141,8 @@ class Worker:
         self.exit_code: int | None = None  # how its last process ended, once it is done
         self.killed = False  # killed at the stop deadline
         self.stop_signal = signal.SIGTERM
+        #: Set once its first process was started (or failed to be).
+        self.spawned = asyncio.Event()
 
     @property
     def running(self) -> bool:
@@ -246,14 +178,17 @@ class Worker:
         env = {**os.environ, CONSUMER_NAME_ENV: self.consumer, WORKER_ENV: spec.to_env()}
         fds = [spec.lifeline_fd] + ([spec.listen_fd] if spec.listen_fd is not None else [])
         self.error_file.unlink(missing_ok=True)
-        process = await asyncio.create_subprocess_exec(
-            *self.command,
-            env=env,
-            pass_fds=fds,
-            stdin=asyncio.subprocess.DEVNULL,
-            # its own session: a terminal's Ctrl-C reaches the parent only, which forwards it
-            start_new_session=True,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command,
+                env=env,
+                pass_fds=fds,
+                stdin=asyncio.subprocess.DEVNULL,
+                # its own session: a terminal's Ctrl-C reaches the parent only, which forwards it
+                start_new_session=True,
+            )
+        finally:
+            self.spawned.set()  # tried, whether or not a process came of it
         self.pid = process.pid
         self.state = WorkerState.RUNNING if self.port is None else WorkerState.STARTING
         log.info("worker %s started (pid %d, consumer %s)", self.id, process.pid, self.consumer)
@@ -415,6 +350,10 @@ class WorkerPool:
         """True once a stop was requested."""
         return self._stop.is_set()
 
+    async def spawned(self) -> None:
+        """Return once every worker's first process was started (or failed to be)."""
+        await asyncio.gather(*(worker.spawned.wait() for worker in self.workers))
+
     def request_stop(self, sig: signal.Signals = signal.SIGTERM, reason: str = "") -> None:
         """Stop every worker gracefully with ``sig`` (idempotent; safe from a signal handler)."""
         if self._stop.is_set():
@@ -476,7 +415,8 @@ async def run_workers(
     Binds and serves the operator API first (a port in use is the ``ValueError`` of
     one process), opens the tenants' stores (the API's, and the check that they can
     start at all), then starts and supervises the workers until a signal (or, in burst
-    mode, until every worker is done).
+    mode, until every worker is done). The API answers "starting" until every worker
+    was started; its real app is built only then (:func:`_install_frontend`).
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -509,15 +449,11 @@ async def run_workers(
                 )
                 pools.append(pool)
                 try:
-                    # the parent's app: everything but the probes and metrics is its own
-                    # (the stores answer /pending, dead letters, replay); it drains nothing
-                    dispatcher.app = WorkersFrontend(
-                        pool,
-                        create_app(drainer),
-                        metrics_enabled=settings.telemetry.metrics_enabled,
-                        own_metrics=_registry_of(drainer),
+                    status.waiting_for = "the workers to start"
+                    frontend = (
+                        _install_frontend(pool, drainer, dispatcher) if server is not None else None
                     )
-                    return await _run_pool(pool, server)
+                    return await _run_pool(pool, server, frontend)
                 finally:
                     pool.close()
             finally:
@@ -544,9 +480,44 @@ def _registry_of(drainer: Drainer) -> Callable[[], Awaitable[bytes]]:
     return render
 
 
-async def _run_pool(pool: WorkerPool, server: ApiServer | None) -> int:
-    """Run the pool; the API server ending first (it failed) stops the workers."""
+async def _install_frontend(
+    pool: WorkerPool, drainer: Drainer, dispatcher: StartupDispatcher
+) -> None:
+    """The parent's app behind ``dispatcher``, built once every worker was started.
+
+    Everything but the probes and metrics is the parent's own app (its stores answer
+    ``/pending``, dead letters and replay); it drains nothing. Importing FastAPI and
+    building it costs about 0.3 s of CPU, so it waits for the workers' processes to
+    exist rather than delay them; probes answer "starting" until then. Should building
+    it fail, the workers are stopped rather than the API answer "starting" for ever.
+    """
+    await pool.spawned()
+    try:
+        from drainer.api.app import create_app
+
+        dispatcher.app = WorkersFrontend(
+            pool,
+            create_app(drainer),
+            metrics_enabled=drainer.settings.telemetry.metrics_enabled,
+            own_metrics=_registry_of(drainer),
+        )
+    except Exception:
+        log.exception("the operator API could not be built")
+        pool.request_stop(reason="the operator API could not be built")
+        raise
+
+
+async def _run_pool(
+    pool: WorkerPool,
+    server: ApiServer | None,
+    frontend: Coroutine[Any, Any, None] | None = None,
+) -> int:
+    """Run the pool; the API server ending first (it failed) stops the workers.
+
+    ``frontend`` (:func:`_install_frontend`) runs alongside; its failure is raised here.
+    """
     workers = asyncio.create_task(pool.run(), name="workers")
+    installing = asyncio.create_task(frontend, name="api-app") if frontend is not None else None
     watched: set[asyncio.Task[Any]] = {workers}
     if server is not None and server.task is not None:
         watched.add(server.task)
@@ -556,5 +527,9 @@ async def _run_pool(pool: WorkerPool, server: ApiServer | None) -> int:
             pool.request_stop(reason="the API server stopped")
         return await workers
     finally:
-        if not workers.done():
-            await cancel_and_wait(workers)
+        try:
+            if not workers.done():
+                await cancel_and_wait(workers)
+        finally:
+            if installing is not None:
+                await cancel_and_wait(installing)

@@ -46,6 +46,9 @@ class Supervisor:
         self.options = options
         self.burst = burst
         self.stop_event = asyncio.Event()
+        #: Set once every partition worker's task exists: start-up is over (the
+        #: composition root builds the operator API only then, off the first read's path).
+        self.started = asyncio.Event()
         self.limiter = asyncio.Semaphore(options.max_concurrent_partitions)
         self.workers = [
             PartitionWorker(
@@ -75,6 +78,7 @@ class Supervisor:
             async with asyncio.TaskGroup() as tasks:
                 for worker in self.workers:
                     tasks.create_task(self._supervise(worker), name=f"partition:{worker.stream}")
+                self.started.set()
         finally:
             await cancel_and_wait(sweeper)
         log.info("all partition workers stopped")

@@ -5,17 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
 from tests.support.drainer import REDIS_URL
 
 BENCH_TIMEOUT_S = 180
+#: The start-up run's default schema: Hyperswitch's (tests/fixtures/hyperswitch_schema.sql).
+HYPERSWITCH_TABLES = 51
+STARTUP_TARGET = "start-up until the first read (51 tables)"
+
+
+def _run_bench(pg_dsn: str, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+    command = [sys.executable, "-m", "drainer", "bench", "--quick", *args, "--partitions", "8"]
+    return subprocess.run(
+        [*command, "--redis-url", redis_url, "--database-url", pg_dsn],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+    )
 
 
 async def _bench(
@@ -23,18 +40,17 @@ async def _bench(
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     """``drainer bench --quick`` on 8 partitions of the test servers: its JSON and run."""
     report = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
-    command = [sys.executable, "-m", "drainer", "bench", "--quick", *args, "--partitions", "8"]
-    proc = await asyncio.to_thread(
-        subprocess.run,
-        [*command, "--redis-url", redis_url, "--database-url", pg_dsn, "--json", str(report)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=BENCH_TIMEOUT_S,
-    )
+    proc = await asyncio.to_thread(_run_bench, pg_dsn, redis_url, *args, "--json", str(report))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(report.read_text()), proc
+
+
+async def _keys_left(prefix: str) -> list[bytes]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        return [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    finally:
+        await client.aclose()
 
 
 async def test_quick_bench_reports_every_measure(
@@ -49,6 +65,7 @@ async def test_quick_bench_reports_every_measure(
         "Hyperswitch-shaped",
         "delay p50 / p99",
         "peak RSS",
+        "start-up until the first read",
     )
     for row in rows:
         assert row in proc.stdout, proc.stdout
@@ -102,16 +119,12 @@ async def test_quick_bench_reports_every_measure(
         "inserts: drainer / COPY limit",
         "delay p99 at fixed rate",
         "peak RSS growth, small to large backlog",
+        STARTUP_TARGET,
     }
     assert data["machine"]["cores"] and data["machine"]["postgresql"]
 
     # the run cleaned up after itself
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        prefix = data["config"]["redis_prefix"]
-        assert not [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-    finally:
-        await client.aclose()
+    assert await _keys_left(data["config"]["redis_prefix"]) == []
 
 
 async def test_bench_measures_the_drainer_with_several_workers(
@@ -126,3 +139,46 @@ async def test_bench_measures_the_drainer_with_several_workers(
     assert two["peak_rss_kb"] > inserts["drainer"]["peak_rss_kb"]
     assert data["config"]["workers"] == [1, 2]
     assert "same, drainer with 2 workers" in proc.stdout
+
+
+async def test_bench_times_start_up_until_the_first_read_on_hyperswitch_tables(
+    tmp_path: Path, pg_dsn: str, redis_url: str
+) -> None:
+    data, proc = await _bench(tmp_path, pg_dsn, redis_url, "--only", "startup")
+    startup = data["startup"]
+    assert startup["tables"] == HYPERSWITCH_TABLES  # the checkout's schema, reflected whole
+    runs = startup["runs_s"]
+    assert len(runs) == 3 and all(seconds > 0 for seconds in runs)
+    assert startup["median_s"] == pytest.approx(statistics.median(runs), abs=0.001)
+    [target] = [t for t in data["targets"] if t["name"] == STARTUP_TARGET]
+    assert (target["required"], target["unit"]) == (1.5, "s")
+    assert target["measured"] == pytest.approx(startup["median_s"], abs=0.001)
+    assert target["holds"] == (target["measured"] <= target["required"])
+    assert "start-up until the first read, 51 tables (median of 3)" in proc.stdout
+    assert "<= 1.5 s" in proc.stdout
+    # that measure only
+    assert data["inserts"] == {} and data["mix"] == {} and data["delay"] is None
+    assert data["config"]["startup_schema"].endswith("hyperswitch_schema.sql")
+
+    # its database and its streams are gone
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+            f"{data['config']['schema']}%",
+        )
+    finally:
+        await conn.close()
+    assert left == 0
+    assert await _keys_left(data["config"]["redis_prefix"]) == []
+
+
+async def test_bench_refuses_a_startup_schema_that_does_not_exist(
+    tmp_path: Path, pg_dsn: str, redis_url: str
+) -> None:
+    missing = tmp_path / "nothing.sql"
+    proc = await asyncio.to_thread(
+        _run_bench, pg_dsn, redis_url, "--only", "startup", "--startup-schema", str(missing)
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no such file" in proc.stderr and "--startup-schema" in proc.stderr

@@ -1,6 +1,8 @@
 """The service runs without the developer tools: ``drainer run`` never imports
 ``drainer.devtools`` (the container image leaves it out), and ``bench``/``demo`` say so
-in one line when it is missing."""
+in one line when it is missing. And what start-up imports: with ``[server] enabled =
+false`` neither FastAPI nor uvicorn; with it, FastAPI only once the partition workers
+read (``drainer.main.install_app``)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from drainer.consumers.streams import StreamLayout
 from tests.support.drainer import REDIS_URL, create_a_table, write_config
 
 DEVTOOLS = "drainer.devtools"
+#: What the drainer logs just before its partition workers read (consumers.supervisor).
+DRAINING_MARKER = "draining "
 ENTRIES = 3
 RUN_TIMEOUT_S = 60
 #: ``-X importtime`` writes one stderr line per module: ``import time: self | cumulative | name``.
@@ -50,15 +54,21 @@ def _imported(stderr: str) -> set[str]:
     }
 
 
+def _package(modules: set[str], package: str) -> set[str]:
+    """The modules of ``package`` (itself included) among ``modules``."""
+    return {name for name in modules if name == package or name.startswith(f"{package}.")}
+
+
 def _devtools(modules: set[str]) -> set[str]:
-    return {name for name in modules if name == DEVTOOLS or name.startswith(f"{DEVTOOLS}.")}
+    return _package(modules, DEVTOOLS)
 
 
-async def test_run_drains_without_importing_the_developer_tools(
-    tmp_path: Path, pg_dsn: str, redis_prefix: str
-) -> None:
+async def _drain_with_importtime(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str, *, server: dict[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``drainer run --burst`` with ``-X importtime`` over a few entries, checked drained."""
     await create_a_table(pg_dsn)
-    config = write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix)
+    config = write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix, server=server)
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         producer = Producer(client, StreamLayout("DRAINER_STREAM", 8, redis_prefix))
@@ -77,9 +87,40 @@ async def test_run_drains_without_importing_the_developer_tools(
         assert await conn.fetchval("SELECT count(*) FROM item") == ENTRIES
     finally:
         await conn.close()
+    assert "drainer.lifecycle" in _imported(done.stderr)  # the log was parsed: the service
+    return done
+
+
+async def test_run_drains_without_importing_the_developer_tools(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    done = await _drain_with_importtime(tmp_path, pg_dsn, redis_prefix)
+    assert _devtools(_imported(done.stderr)) == set()
+
+
+async def test_run_without_the_api_imports_neither_fastapi_nor_uvicorn(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    done = await _drain_with_importtime(tmp_path, pg_dsn, redis_prefix)  # server disabled
     modules = _imported(done.stderr)
-    assert "drainer.lifecycle" in modules  # the log was parsed: the service itself is in it
-    assert _devtools(modules) == set()
+    assert _package(modules, "fastapi") == set()
+    assert _package(modules, "uvicorn") == set()
+    # of the API only what answers "starting" (no routes, no pydantic models)
+    assert _package(modules, "drainer.api") <= {"drainer.api", "drainer.api.startup"}
+
+
+async def test_run_with_the_api_imports_fastapi_only_once_the_workers_read(
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
+) -> None:
+    server = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    done = await _drain_with_importtime(tmp_path, pg_dsn, redis_prefix, server=server)
+    # -X importtime and the log share stderr, line by line in the order things happened
+    lines = done.stderr.splitlines()
+    draining = next(i for i, line in enumerate(lines) if DRAINING_MARKER in line)
+    before, after = _imported("\n".join(lines[:draining])), _imported("\n".join(lines[draining:]))
+    assert "uvicorn" in before  # the API was served during start-up
+    assert _package(before, "fastapi") == set()
+    assert "fastapi" in after and "drainer.api.app" in after  # then the real app was built
 
 
 def test_the_import_check_sees_the_developer_tools_where_they_are_used() -> None:

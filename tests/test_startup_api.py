@@ -18,9 +18,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from drainer.api.startup import StartupDispatcher
 from drainer.consumers.producer import Producer
 from drainer.consumers.streams import StreamLayout
-from drainer.lifecycle import open_stores
+from drainer.lifecycle import StartupStatus, open_stores
 from drainer.main import start_drainer
 from tests.support.api import busy_port, free_port
 from tests.support.drainer import (
@@ -59,6 +60,35 @@ def _wait_for_answer(proc: subprocess.Popen[bytes], port: int, path: str) -> htt
 
 def _server(port: int) -> dict[str, Any]:
     return {"enabled": True, "host": "127.0.0.1", "port": port}
+
+
+async def test_the_starting_app_answers_alone_until_the_real_app_takes_over() -> None:
+    status = StartupStatus()
+    # an error message may quote bytes that were not UTF-8 (a lone surrogate here)
+    status.waiting_for = "tenant t1: database db:5432/app as \udcff"
+    dispatcher = StartupDispatcher(status)
+    transport = httpx.ASGITransport(app=dispatcher)
+    async with httpx.AsyncClient(transport=transport, base_url="http://drainer") as client:
+        live = await client.get("/health")
+        assert live.status_code == 200
+        assert live.headers["content-type"] == "application/json"
+        assert live.json() == {
+            "status": "starting",
+            "detail": "starting: waiting for tenant t1: database db:5432/app as \\xff",
+        }
+        ready = await client.get("/health/ready/")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False and ready.json()["status"] == "starting"
+        other = await client.get("/dead-letters")
+        assert other.status_code == 503
+        assert other.json() == {"detail": live.json()["detail"]}
+
+        async def real_app(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        dispatcher.app = real_app
+        assert (await client.get("/health")).status_code == 204
 
 
 def test_probes_answer_starting_while_the_database_is_unreachable(

@@ -17,9 +17,15 @@ rate of about half its measured insert rate, from a timestamp column the
 producer sets and a ``clock_timestamp()`` default the database sets, and its
 peak RSS is compared between a small and a large backlog.
 
+**startup** times ``python -m drainer run --burst`` from the spawn to its
+"draining N partitions" line (the first read) against a schema of many tables,
+Hyperswitch's 51 by default (:func:`default_startup_schema`): see
+:meth:`Bench.run_startup`.
+
 The tables live in a schema of their own and the streams under a key prefix of
 their own, both removed at the end, so pointing the benchmark at real servers
-touches nothing else.
+touches nothing else; the start-up run's schema is loaded into a database of its
+own (a dump names its schema and sets its own ``search_path``), dropped after.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import contextlib
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -40,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -52,7 +60,7 @@ from drainer.devtools.baseline import POOL_SIZE, PerEntryDrainer
 from drainer.settings import MAX_WORKERS
 
 #: The measurements ``--only`` can pick.
-PHASES = ("inserts", "mix", "tagged", "delay", "rss")
+PHASES = ("inserts", "mix", "tagged", "delay", "rss", "startup")
 #: Backlog each throughput contender drains (entries).
 DEFAULT_ENTRIES = 500_000
 DEFAULT_PARTITIONS = 64
@@ -89,6 +97,10 @@ RSS_POLL_S = 0.05
 CHILD_LOG_LINES = 60
 #: What the drainer child logs when its consumer loop starts (see consumers.supervisor).
 DRAINING_MARKER = "draining "
+#: Timed start-ups of the startup run, after one warm-up; the median is reported.
+STARTUP_RUNS = 3
+#: The start-up run's schema in a source checkout: Hyperswitch's 51 tables.
+CHECKOUT_STARTUP_SCHEMA = Path("tests") / "fixtures" / "hyperswitch_schema.sql"
 
 # Targets of issue 3 (same run, this machine).
 TARGET_INSERTS_VS_BASELINE = 4.0
@@ -98,6 +110,8 @@ TARGET_P99_DELAY_MS = 250.0
 TARGET_RSS_GROWTH = 0.20
 #: Hyperswitch-shaped updates (tagged variants, Encryption values) against flat ones.
 TARGET_TAGGED_VS_FLAT = 0.85
+#: Start-up until the first read, reflecting Hyperswitch's 51 tables (the speed issue).
+TARGET_STARTUP_S = 1.5
 #: The tagged-union form of the mix's updates, declared as a user would
 #: (``[tables.tagged_updates]``): the same columns as the flat changeset, stamped.
 TAGGED_ENUM = "PaymentUpdate"
@@ -316,6 +330,20 @@ class DelayRun:
 
 
 @dataclass(slots=True)
+class StartupRun:
+    """``drainer run`` timed from its spawn to its first read, a few times."""
+
+    tables: int
+    #: seconds from the spawn to the "draining" line, one per timed run
+    seconds: list[float]
+
+    @property
+    def median_s(self) -> float:
+        """The median of the timed runs."""
+        return statistics.median(self.seconds) if self.seconds else 0.0
+
+
+@dataclass(slots=True)
 class Target:
     """One of the issue's targets, as measured."""
 
@@ -345,6 +373,7 @@ class BenchReport:
     tagged: DrainRun | None = None
     delay: DelayRun | None = None
     rss: list[DrainRun] = field(default_factory=list)
+    startup: StartupRun | None = None
     seconds: float = 0.0
 
     @staticmethod
@@ -414,6 +443,11 @@ class BenchReport:
                 Target("peak RSS growth, small to large backlog", self.rss_growth,
                        TARGET_RSS_GROWTH, "%", higher_is_better=False)
             )  # fmt: skip
+        if self.startup is not None:
+            found.append(
+                Target(f"start-up until the first read ({self.startup.tables} tables)",
+                       self.startup.median_s, TARGET_STARTUP_S, "s", higher_is_better=False)
+            )  # fmt: skip
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -453,6 +487,13 @@ class BenchReport:
             },
             "rss": [run(r) for r in self.rss],
             "rss_growth": round(self.rss_growth, 4),
+            "startup": None
+            if self.startup is None
+            else {
+                "tables": self.startup.tables,
+                "runs_s": [round(t, 3) for t in self.startup.seconds],
+                "median_s": round(self.startup.median_s, 3),
+            },
             "targets": [
                 {
                     "name": t.name,
@@ -481,14 +522,23 @@ class DrainerChild:
     """
 
     def __init__(
-        self, config: Path, *, burst: bool, wrapper: list[str] | None = None, workers: int = 1
+        self,
+        config: Path,
+        *,
+        burst: bool,
+        wrapper: list[str] | None = None,
+        workers: int = 1,
+        write_bytecode: bool = False,
     ) -> None:
+        """``write_bytecode``: let the child write the ``.pyc`` it lacks, whatever
+        ``PYTHONDONTWRITEBYTECODE`` says (a warm-up before timing its start-up)."""
         args = [sys.executable, "-m", "drainer", "run", "--config", str(config)]
         if burst:
             args.append("--burst")
         if workers > 1:
             args += ["--workers", str(workers)]
         self.args = (wrapper or []) + args
+        self.write_bytecode = write_bytecode
         self.proc: subprocess.Popen[bytes] | None = None
         self.draining_at: float | None = None
         self.started_at = 0.0
@@ -506,6 +556,8 @@ class DrainerChild:
         """Start the child and the thread that reads its log."""
         # the run's own settings file decides, not the caller's DRAINER__ variables
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+        if self.write_bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             self.args,
@@ -594,6 +646,11 @@ class DrainerChild:
         return self.proc is not None and self.exit_code is None and self.proc.poll() is None
 
     @property
+    def startup_seconds(self) -> float:
+        """From the spawn to the start of draining (0 before it started draining)."""
+        return self.draining_at - self.started_at if self.draining_at is not None else 0.0
+
+    @property
     def drain_seconds(self) -> float:
         """From the start of draining to exit."""
         start = self.draining_at if self.draining_at is not None else self.started_at
@@ -648,6 +705,23 @@ class BenchOptions:
     #: Worker processes of the drainer's inserts and mix runs (``run --workers``), each
     #: count measured in turn; the ratios and targets are those of one process.
     workers: tuple[int, ...] = (1,)
+    #: The SQL the startup run loads and the drainer reflects (:func:`default_startup_schema`).
+    startup_schema: Path | None = None
+
+
+def default_startup_schema() -> Path | None:
+    """Hyperswitch's schema (51 tables) in the source checkout this module runs from.
+
+    None where there is no checkout (an installed wheel): then the startup run needs
+    ``--startup-schema``.
+    """
+    path = Path(__file__).resolve().parents[2] / CHECKOUT_STARTUP_SCHEMA
+    return path if path.is_file() else None
+
+
+def database_url_for(url: str, database: str) -> str:
+    """``url`` (``postgresql://``) naming ``database`` instead of its own."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 def _toml_value(value: Any) -> str:
@@ -667,17 +741,24 @@ def drainer_config(
     prefix: str,
     partitions: int,
     drainer: Mapping[str, Any],
+    api: bool = False,
+    tagged_updates: bool = True,
 ) -> Path:
     """Write the settings file the drainer child runs with.
 
     ``drainer`` holds overrides: ``key`` for ``[drainer]``, ``section.key`` for another section.
+    ``api``: serve the operator API (on a free loopback port). ``tagged_updates``:
+    declare the tagged-union updates of the benchmark's table.
     """
     plain = {k: v for k, v in drainer.items() if "." not in k}
+    server: dict[str, Any] = (
+        {"enabled": True, "host": "127.0.0.1", "port": 0} if api else {"enabled": False}
+    )
     sections: dict[str, dict[str, Any]] = {
         "drainer": {"num_partitions": partitions, "stream_name": STREAM_NAME, **plain},
         "master_database": {"url": database_url},
         "redis": {"url": redis_url},
-        "server": {"enabled": False},
+        "server": server,
         "multitenancy": {"enabled": True},
         f"multitenancy.tenants.{TENANT_ID}": {"schema": schema, "redis_key_prefix": prefix},
         "telemetry": {"log_level": "INFO"},
@@ -691,15 +772,16 @@ def drainer_config(
         lines.append(f"[{name}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in body.items())
         lines.append("")
-    fields = ", ".join(_toml_value(f) for f in TAGGED_FIELDS)
-    lines += [
-        f"[tables.tagged_updates.{TABLE}]",
-        f"enum = {_toml_value(TAGGED_ENUM)}",
-        'stamps = ["modified_at"]',
-        f"[tables.tagged_updates.{TABLE}.variants]",
-        f"{TAGGED_VARIANT} = {{ fields = [{fields}] }}",
-        "",
-    ]
+    if tagged_updates:
+        fields = ", ".join(_toml_value(f) for f in TAGGED_FIELDS)
+        lines += [
+            f"[tables.tagged_updates.{TABLE}]",
+            f"enum = {_toml_value(TAGGED_ENUM)}",
+            'stamps = ["modified_at"]',
+            f"[tables.tagged_updates.{TABLE}.variants]",
+            f"{TAGGED_VARIANT} = {{ fields = [{fields}] }}",
+            "",
+        ]
     path.write_text("\n".join(lines))
     return path
 
@@ -924,6 +1006,61 @@ class Bench:
             float(row["worst"] or 0),
         )
 
+    async def run_startup(self, schema_sql_text: str) -> StartupRun:
+        """``drainer run --burst`` from its spawn to its first read, on ``schema_sql_text``.
+
+        The SQL (a ``pg_dump --schema-only``, Hyperswitch's by default) is loaded into a
+        database of its own, created and dropped here: a dump names its schema and
+        sets its own ``search_path``, so it cannot share the run's. The drainer drains
+        the schema holding most of its tables, with the operator API on (a free
+        loopback port), as ``drainer run`` runs by default, over empty streams under
+        the run's key prefix. One warm-up run first, not timed: it creates the
+        watermark table and the groups (the timed runs are restarts, as in production),
+        fills the page cache, and writes the bytecode a checkout may lack
+        (``PYTHONDONTWRITEBYTECODE`` or not: an installed package has it). Then
+        :data:`STARTUP_RUNS` timed runs, one after the other.
+        """
+        database = f"{self.schema}_startup"
+        admin = await asyncpg.connect(self.options.database_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            try:
+                url = database_url_for(self.options.database_url, database)
+                schema, tables = await _load_startup_schema(url, schema_sql_text)
+                config = drainer_config(
+                    self.workdir / "startup.toml",
+                    redis_url=self.options.redis_url,
+                    database_url=url,
+                    schema=schema,
+                    prefix=self.prefix,
+                    partitions=self.options.partitions,
+                    drainer=self.options.drainer_settings,
+                    api=True,
+                    tagged_updates=False,
+                )
+                await self._time_startup(config, warm_up=True)
+                seconds = [await self._time_startup(config) for _ in range(STARTUP_RUNS)]
+            finally:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        return StartupRun(tables, seconds)
+
+    async def _time_startup(self, config: Path, *, warm_up: bool = False) -> float:
+        """One burst run over empty streams: seconds from its spawn to its first read."""
+        child = DrainerChild(config, burst=True, write_bytecode=warm_up)
+        child.start()
+        code = -1
+        try:
+            await child.wait_draining()
+            code = await child.finish(CHILD_STOP_TIMEOUT_S)
+        finally:
+            if child.running:
+                code = await child.finish(0)
+        if code != 0:
+            raise RuntimeError(f"drainer exited with {code}:\n{child.log}")
+        return child.startup_seconds
+
     # ---- the whole run
 
     async def run(self) -> BenchReport:
@@ -931,6 +1068,8 @@ class Bench:
         options = self.options
         began = time.monotonic()
         report = BenchReport(machine=await self.machine(), config=self.describe())
+        if "startup" in options.phases:
+            await self._startup(report)  # first: before the drains heat the machine
         if "inserts" in options.phases:
             await self._inserts(report)
         if "mix" in options.phases:
@@ -1008,6 +1147,17 @@ class Bench:
         report.delay = await self.run_delay(rate, options.delay_s)
         self.progress(f"delay: p50 {report.delay.p50_ms:.1f} ms, p99 {report.delay.p99_ms:.1f} ms")
 
+    async def _startup(self, report: BenchReport) -> None:
+        path = self.options.startup_schema
+        if path is None:
+            raise ValueError("the startup run needs a schema (--startup-schema)")
+        self.progress(f"startup: loading {path.name}, then {STARTUP_RUNS} start-ups")
+        report.startup = await self.run_startup(path.read_text())
+        self.progress(
+            f"startup: {report.startup.median_s:.2f} s until the first read "
+            f"({report.startup.tables} tables)"
+        )
+
     async def _rss(self, report: BenchReport) -> None:
         for size in self.options.rss_entries:
             await self.reset()
@@ -1028,6 +1178,9 @@ class Bench:
             "delay_seconds": self.options.delay_s,
             "drainer_settings": dict(self.options.drainer_settings),
             "workers": list(self.options.workers),
+            "startup_schema": str(self.options.startup_schema)
+            if self.options.startup_schema is not None
+            else None,
             "baseline_pool_size": POOL_SIZE,
             "schema": self.schema,
             "redis_prefix": self.prefix,
@@ -1046,6 +1199,25 @@ class Bench:
             "redis": info.get("redis_version"),
             "platform": platform.platform(),
         }
+
+
+async def _load_startup_schema(url: str, sql: str) -> tuple[str, int]:
+    """Run ``sql`` in the database at ``url``; the schema holding most tables, and their count."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+        row = await conn.fetchrow(
+            """
+            SELECT schemaname, count(*) AS tables FROM pg_tables
+            WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+            GROUP BY schemaname ORDER BY tables DESC, schemaname LIMIT 1
+            """
+        )
+    finally:
+        await conn.close()
+    if row is None:
+        raise ValueError("the startup schema creates no table")
+    return str(row["schemaname"]), int(row["tables"])
 
 
 def _py_spy() -> Path:
@@ -1183,6 +1355,16 @@ def print_report(report: BenchReport, console: Any = None) -> None:
             "",
             "",
         )
+    if report.startup is not None:
+        runs = len(report.startup.seconds)
+        table.add_row(
+            f"start-up until the first read, {report.startup.tables} tables (median of {runs})",
+            f"{report.startup.median_s:.2f} s",
+            "",
+            "",
+            "",
+            "",
+        )
     console.print(table)
     targets = Table(title="targets")
     targets.add_column("target")
@@ -1194,6 +1376,8 @@ def print_report(report: BenchReport, console: Any = None) -> None:
             measured, required = f"{t.measured:.0%}", f"{t.required:.0%}"
         elif t.unit == "x":
             measured, required = f"{t.measured:.2f}x", f"{t.required:.0f}x"
+        elif t.unit == "s":
+            measured, required = f"{t.measured:.2f} s", f"{t.required:.1f} s"
         else:
             measured, required = f"{t.measured:.0f} {t.unit}", f"{t.required:.0f} {t.unit}"
         sign = ">=" if t.higher_is_better else "<="
