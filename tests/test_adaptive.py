@@ -62,7 +62,7 @@ async def _create_table(dsn: str) -> None:
         await conn.close()
 
 
-async def test_read_count_grows_while_behind_and_idle_polls_back_off(
+async def test_full_batches_while_behind_and_idle_polls_back_off(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
     await _create_table(pg_dsn)
@@ -73,10 +73,8 @@ async def test_read_count_grows_while_behind_and_idle_polls_back_off(
         while await worker.group.length():
             counts.append(worker.read_count)
             assert await worker.step() == 0.0  # behind: read again at once
-        # 10, 20, 40, then capped at max_read_count while full batches keep coming
-        assert counts[:4] == [10, 20, 40, MAX_READ]
-        assert set(counts[3:]) == {MAX_READ}
-        assert len(counts) == 3 + -(-(300 - 70) // MAX_READ)  # no wasted round trips
+        assert set(counts) == {MAX_READ}  # from the first read on
+        assert len(counts) == -(-300 // MAX_READ)  # no wasted round trips
         delays = [await worker.step() for _ in range(5)]
         assert delays == [0.01, 0.02, 0.04, 0.08, 0.08]  # idle: poll less and less often
         await store.producer.append_many([(insert_op("row_", {"id": "late"}), "k")])
@@ -84,24 +82,26 @@ async def test_read_count_grows_while_behind_and_idle_polls_back_off(
         assert await worker.step() == 0.01  # busy again: back to the short interval
 
 
-async def test_failed_batch_halves_the_read_count(
+async def test_failed_batch_halves_the_read_count_and_full_ones_double_it_back(
     tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
     await _create_table(pg_dsn)
     proxy, proxied = await proxy_for(pg_dsn)
     try:
         async with _worker(tmp_path, proxied, redis_prefix, 100) as (worker, store):
-            await worker.step()
-            await worker.step()
-            assert worker.read_count == 40
+            assert await worker.step() == 0.0
+            assert worker.read_count == MAX_READ
+            assert await worker.group.length() == 100 - MAX_READ
             await proxy.cut()  # the database becomes unreachable mid-drain
             delay = await worker.step()
             assert delay > 0
-            assert worker.read_count == 20
+            assert worker.read_count == MAX_READ // 2
             assert not store.pipeline.health.db_ok
-            assert await worker.group.length() == 70  # nothing acknowledged
+            assert await worker.group.length() == 100 - MAX_READ  # nothing acknowledged
             await proxy.restore()
-            assert await worker.step() == 0.0
+            assert await worker.step() == 0.0  # a full batch of MAX_READ // 2
             assert store.pipeline.health.db_ok
+            assert worker.read_count == MAX_READ
+            assert await worker.group.length() == 100 - MAX_READ - MAX_READ // 2
     finally:
         await proxy.close()

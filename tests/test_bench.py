@@ -99,6 +99,9 @@ async def test_quick_bench_reports_every_measure(
     assert ratios["inserts_drainer_vs_limit"] == pytest.approx(
         inserts["drainer"]["ops_per_s"] / inserts["limit"]["ops_per_s"], rel=0.01
     )
+    assert ratios["tagged_mix_vs_inserts"] == pytest.approx(
+        tagged["ops_per_s"] / inserts["drainer"]["ops_per_s"], rel=0.01
+    )
 
     # delay at a fixed offered rate, measured on the rows the drainer wrote
     delay = data["delay"]
@@ -116,6 +119,7 @@ async def test_quick_bench_reports_every_measure(
         "inserts: drainer / baseline",
         "mix: drainer / baseline",
         "mix: tagged-union updates / flat",
+        "tagged-union mix / inserts",
         "inserts: drainer / COPY limit",
         "delay p99 at fixed rate",
         "peak RSS growth, small to large backlog",
@@ -139,6 +143,11 @@ async def test_bench_measures_the_drainer_with_several_workers(
     assert two["peak_rss_kb"] > inserts["drainer"]["peak_rss_kb"]
     assert data["config"]["workers"] == [1, 2]
     assert "same, drainer with 2 workers" in proc.stdout
+    assert data["ratios"]["inserts_2_workers_vs_limit"] == pytest.approx(
+        two["ops_per_s"] / inserts["limit"]["ops_per_s"], rel=0.01
+    )
+    [target] = [t for t in data["targets"] if t["name"].startswith("inserts, --workers 2")]
+    assert (target["required"], target["unit"]) == (0.35, "%")
 
 
 async def test_bench_times_start_up_until_the_first_read_on_hyperswitch_tables(

@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql as pg
 
-from drainer.consumers import partition
 from drainer.consumers.entry import decode_entry
 from drainer.consumers.streams import StreamLayout
 from drainer.db.coercion import coercer_for
@@ -340,11 +339,9 @@ def _copied_row(n: int) -> tuple[str, dict[str, str]]:
 
 
 async def test_a_copied_insert_run_keeps_every_number_exact(
-    tmp_path: Path, pg_dsn: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_dsn: str, redis_prefix: str
 ) -> None:
     """A long run of one shape goes as one binary COPY, every value as written."""
-    # the whole backlog in the first read (the reader starts small and grows)
-    monkeypatch.setattr(partition, "INITIAL_READ_COUNT", COPY_MIN_ROWS * 2)
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute(COPIED_DDL)
     config = write_config(tmp_path / "c.toml", pg_dsn, prefix=redis_prefix)
