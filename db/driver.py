@@ -17,6 +17,7 @@ or permanent) exactly as they do errors from ``session.execute``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,17 +51,28 @@ class DriverStatement:
     processors: tuple[Processor | None, ...]
     # (position, processor) of the parameters that have a bind processor
     _processed: tuple[tuple[int, Processor], ...] = field(init=False, repr=False)
+    # all parameters from the values (an insert): one C-level lookup of them all
+    _from_values: Callable[[Mapping[str, Any]], Any] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         processed = tuple((i, p) for i, p in enumerate(self.processors) if p is not None)
         object.__setattr__(self, "_processed", processed)
+        names = [name for source, name in self.sources if source == FROM_VALUES]
+        getter = None
+        if len(names) == len(self.sources) and len(names) >= 2:
+            # itemgetter of two or more names returns a tuple (of one, the value itself)
+            getter = operator.itemgetter(*names)
+        object.__setattr__(self, "_from_values", getter)
 
     def args(self, values: Mapping[str, Any], key: Mapping[str, Any] | None = None) -> list[Any]:
         """The positional arguments for one execution, bind-processed as SQLAlchemy would."""
-        out = [
-            values[name] if source == FROM_VALUES else key[name]  # type: ignore[index]
-            for source, name in self.sources
-        ]
+        if self._from_values is not None:
+            out = list(self._from_values(values))
+        else:
+            out = [
+                values[name] if source == FROM_VALUES else key[name]  # type: ignore[index]
+                for source, name in self.sources
+            ]
         for index, process in self._processed:  # once per entry: only the few that need it
             out[index] = process(out[index])
         return out

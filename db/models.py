@@ -81,6 +81,9 @@ class TableModel:
     flat_update: FlatStruct | None = None
     # column name -> (Column.key, coercer); built once, read per value.
     _columns: dict[str, tuple[str, Coercer]] = field(init=False, repr=False, compare=False)
+    # column name -> coercer, when every Column.key is its name (reflected tables): the
+    # per-row comprehensions look each value's coercer up once
+    _coercers: dict[str, Coercer] | None = field(init=False, repr=False, compare=False)
     _key_sources: tuple[tuple[str, str, Coercer], ...] = field(
         init=False, repr=False, compare=False
     )
@@ -94,6 +97,8 @@ class TableModel:
             for name, col in by_name.items()
         }
         self._columns = {name: (col.key, coercers[name]) for name, col in by_name.items()}
+        same_keys = all(col.key == name for name, col in by_name.items())
+        self._coercers = coercers if same_keys else None
         self._key_sources = tuple(
             (name, by_name[name].key, coercers[name]) for name in self.key_columns
         )
@@ -114,17 +119,29 @@ class TableModel:
         columns = self._columns
         # One comprehension per row (the common case); any failure takes the loop
         # below, which names the column at fault.
+        coercers = self._coercers
         try:
             if not self.insert_null_is_default:
+                if coercers is not None:
+                    return {
+                        name: None if value is None else coercers[name](value)
+                        for name, value in values.items()
+                    }
                 return {
                     columns[name][0]: None if value is None else columns[name][1](value)
                     for name, value in values.items()
                 }
             defaults = self._insert_defaults
-            fast = {
-                columns[name][0]: defaults[name] if value is None else columns[name][1](value)
-                for name, value in values.items()
-            }
+            if coercers is not None:
+                fast = {
+                    name: defaults[name] if value is None else coercers[name](value)
+                    for name, value in values.items()
+                }
+            else:
+                fast = {
+                    columns[name][0]: defaults[name] if value is None else columns[name][1](value)
+                    for name, value in values.items()
+                }
             if OMIT in fast.values():  # the database computes these: left out
                 return {key: value for key, value in fast.items() if value is not OMIT}
             return fast
