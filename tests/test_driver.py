@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -141,21 +141,32 @@ async def test_consecutive_updates_of_distinct_rows_apply_in_order(
     assert result.watermark == (len(ops), 0)
 
 
-async def test_update_of_a_missing_row_in_a_group_waits_and_keeps_order(
-    engine: AsyncEngine, executor: Executor
+@pytest.mark.parametrize(
+    ("change", "left"),
+    [
+        (lambda key: upd("plain", key, n=1), {"a": 1, "b": 0}),  # b's update not yet
+        (lambda key: dele("plain", key), {"b": 0}),  # b's delete not yet
+    ],
+    ids=["update", "delete"],
+)
+async def test_a_missing_row_in_a_group_waits_and_keeps_order(
+    engine: AsyncEngine,
+    executor: Executor,
+    change: Callable[[str], Operation],
+    left: dict[str, int],
 ) -> None:
     ops = [
         ins("plain", id="a", n=0),
         ins("plain", id="b", n=0),
-        upd("plain", "a", n=1),
-        upd("plain", "ghost", n=1),  # no such row: the batch stops here to retry later
-        upd("plain", "b", n=1),
+        change("a"),
+        change("ghost"),  # no such row: the batch stops here to retry later
+        change("b"),
     ]
     result = await executor.apply(STREAM, _batch(ops), Hooks())
     assert result.retry is not None and result.retry.entry_id == "4-0"
     assert [r.entry.entry_id for r in result.handled] == ["1-0", "2-0", "3-0"]
     rows = await _rows(engine, plain)
-    assert {k: r["n"] for k, r in rows.items()} == {"a": 1, "b": 0}  # b's update not yet
+    assert {k: r["n"] for k, r in rows.items()} == left
 
 
 async def test_array_columns_and_python_defaults_go_through_sqlalchemy(
@@ -214,22 +225,6 @@ async def test_consecutive_deletes_of_distinct_rows_go_as_one_statement(
     assert len(queries) == 6
     assert all(q.startswith("DELETE FROM") and "USING unnest(" in q for q in queries)
     assert len(set(queries)) == 1  # one statement text; two executions, four rows then two
-
-
-async def test_delete_of_a_missing_row_in_a_group_waits_and_keeps_order(
-    engine: AsyncEngine, executor: Executor
-) -> None:
-    ops = [
-        ins("plain", id="a", n=0),
-        ins("plain", id="b", n=0),
-        dele("plain", "a"),
-        dele("plain", "ghost"),  # no such row: the batch stops here to retry later
-        dele("plain", "b"),
-    ]
-    result = await executor.apply(STREAM, _batch(ops), Hooks())
-    assert result.retry is not None and result.retry.entry_id == "4-0"
-    assert [r.entry.entry_id for r in result.handled] == ["1-0", "2-0", "3-0"]
-    assert set(await _rows(engine, plain)) == {"b"}  # b's delete not yet
 
 
 async def test_a_refused_delete_in_a_group_is_dead_lettered_alone(

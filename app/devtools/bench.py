@@ -403,21 +403,20 @@ class BenchReport:
         """Drainer inserts/s over COPY rows/s."""
         return self.ratio(self.inserts, "drainer", "limit")
 
+    def _tagged_over(self, run: DrainRun | None) -> float:
+        if self.tagged is None or run is None or run.rate <= 0:
+            return 0.0
+        return self.tagged.rate / run.rate
+
     @property
     def tagged_vs_flat(self) -> float:
         """Drainer ops/s on the Hyperswitch-shaped mix over the flat mix's."""
-        flat = self.mix.get("drainer")
-        if self.tagged is None or flat is None or flat.rate <= 0:
-            return 0.0
-        return self.tagged.rate / flat.rate
+        return self._tagged_over(self.mix.get("drainer"))
 
     @property
     def tagged_vs_inserts(self) -> float:
         """Drainer ops/s on the Hyperswitch-shaped mix over its inserts/s."""
-        inserts = self.inserts.get("drainer")
-        if self.tagged is None or inserts is None or inserts.rate <= 0:
-            return 0.0
-        return self.tagged.rate / inserts.rate
+        return self._tagged_over(self.inserts.get("drainer"))
 
     @property
     def two_workers_vs_limit(self) -> float:
