@@ -74,7 +74,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 # every .pyc), and this image never writes any: compiled here, once, or each start
 # compiles asyncio, logging, json, email, ... again (about 0.85 s of `drainer run`'s
 # start-up on 2 slow cores; about 14 MB).
+# Test directories are skipped (the official slim image deletes them; some hold files
+# that are deliberately not valid Python, which would fail the build).
 RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+      -x '/(test|tests|idle_test)/' \
       "$(python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
 
 # Fixed uid/gid 10001: matches the Helm chart's securityContext (runAsUser 10001).
