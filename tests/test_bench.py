@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support.drainer import REDIS_URL
+from tests.support.drainer import REDIS_URL, env_without_settings
 
 BENCH_TIMEOUT_S = 180
 #: The start-up run's default schema: Hyperswitch's (tests/fixtures/hyperswitch_schema.sql).
@@ -24,7 +23,7 @@ STARTUP_TARGET = "start-up until the first read (51 tables)"
 
 
 def _run_bench(pg_dsn: str, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+    env = env_without_settings()
     command = [sys.executable, "-m", "drainer", "bench", "--quick", *args, "--partitions", "8"]
     return subprocess.run(
         [*command, "--redis-url", redis_url, "--database-url", pg_dsn],

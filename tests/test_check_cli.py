@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -13,17 +12,14 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from tests.conftest import REDIS_URL, ROOT
+from tests.support.drainer import env_without_settings
 
 SECRET_PASSWORD = "s3cr3t-pw-never-shown"
 SECRET_TOKEN = "admin-token-never-shown"
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DRAINER__") and k not in ("RUN_ENV", "CONFIG_DIR")
-    }
+    base = env_without_settings("RUN_ENV", "CONFIG_DIR")
     return subprocess.run(
         [sys.executable, "-m", "drainer", *args],
         env={**base, "PYTHONPATH": str(ROOT), **(env or {})},

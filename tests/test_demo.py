@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support.drainer import REDIS_URL
+from tests.support.drainer import REDIS_URL, env_without_settings
 
 COUNT = 1_500
 RATE = 3_000
@@ -34,7 +33,7 @@ def _demo(*args: str, tmp_path: Path) -> tuple[int, str, dict[str, Any]]:
     """Run ``drainer demo`` as a user does; returns (exit code, output, JSON summary)."""
     summary = tmp_path / "summary.json"
     # nothing configured unless the test says so: no DRAINER__ variables from outside
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("DRAINER__")}
+    env = env_without_settings()
     proc = subprocess.run(
         [
             sys.executable,

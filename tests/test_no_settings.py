@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import redis
 
-from tests.support.drainer import REDIS_URL
+from tests.support.drainer import REDIS_URL, env_without_settings
 
 
 def test_run_without_any_settings_refuses_with_one_line(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DRAINER__") and k not in {"RUN_ENV", "CONFIG_DIR"}
-    }
+    env = env_without_settings("RUN_ENV", "CONFIG_DIR")
     client = redis.Redis.from_url(REDIS_URL)
     before = client.exists("{shard_0}_DRAINER_STREAM")
     proc = subprocess.run(

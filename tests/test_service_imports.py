@@ -7,7 +7,6 @@ read (``drainer.main.install_app``)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ import redis.asyncio as aioredis
 
 from drainer.consumers.producer import Producer, insert_op
 from drainer.consumers.streams import StreamLayout
-from tests.support.drainer import REDIS_URL, create_a_table, write_config
+from tests.support.drainer import REDIS_URL, create_a_table, env_without_settings, write_config
 
 DEVTOOLS = "drainer.devtools"
 #: What the drainer logs just before its partition workers read (consumers.supervisor).
@@ -30,15 +29,10 @@ RUN_TIMEOUT_S = 60
 IMPORTTIME_PREFIX = "import time:"
 
 
-def _env() -> dict[str, str]:
-    """The environment without settings from outside the test."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
-
-
 def _drainer_with_importtime(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "drainer", *args],
-        env=_env(),
+        env=env_without_settings(),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -156,7 +150,7 @@ WITHOUT_DEVTOOLS = textwrap.dedent(
 def test_bench_and_demo_without_the_developer_tools_say_so_in_one_line(command: str) -> None:
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_DEVTOOLS, command],
-        env=_env(),
+        env=env_without_settings(),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,

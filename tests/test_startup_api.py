@@ -4,7 +4,6 @@ fails start-up at once with one line."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from tests.support.api import busy_port, free_port
 from tests.support.drainer import (
     REDIS_URL,
     create_a_table,
+    env_without_settings,
     settings_from,
     spawn_drainer,
     stop_process,
@@ -139,7 +139,7 @@ def test_a_port_in_use_fails_start_up_at_once_with_one_line(
             prefix=redis_prefix,
             server=_server(api_port),
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
+        env = env_without_settings()
         done = subprocess.run(
             [sys.executable, "-m", "drainer", "run", "--config", str(config)],
             env=env,

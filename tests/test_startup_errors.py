@@ -3,7 +3,6 @@ themselves end the process at once instead of being retried forever."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.api import free_port
-from tests.support.drainer import write_config
+from tests.support.drainer import env_without_settings, write_config
 
 
 def _run(config: Path, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
+    env = env_without_settings()
     return subprocess.run(
         [sys.executable, "-m", "drainer", "run", "--config", str(config), "--burst"],
         env=env,
@@ -57,7 +56,7 @@ def test_an_unreachable_database_is_retried_and_named(tmp_path: Path, redis_pref
     config = write_config(
         tmp_path / "c.toml", f"postgresql://postgres@127.0.0.1:{port}/postgres", prefix=redis_prefix
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
+    env = env_without_settings()
     proc = subprocess.Popen(
         [sys.executable, "-m", "drainer", "run", "--config", str(config)],
         env=env,

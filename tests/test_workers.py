@@ -44,6 +44,7 @@ from tests.support.api import busy_port, free_port
 from tests.support.drainer import (
     REDIS_URL,
     create_a_table,
+    env_without_settings,
     spawn_drainer,
     stop_process_async,
     stream_totals,
@@ -297,7 +298,7 @@ def test_a_port_in_use_fails_at_once_and_starts_no_worker(
             prefix=redis_prefix,
             server={"enabled": True, "host": "127.0.0.1", "port": api_port},
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRAINER__")}
+        env = env_without_settings()
         done = subprocess.run(
             [sys.executable, "-m", "drainer", "run", "--config", str(config), "--workers", "2"],
             env=env,

@@ -87,6 +87,16 @@ def write_config(
     return path
 
 
+def env_without_settings(*names: str) -> dict[str, str]:
+    """This process's environment without settings from outside the test: no
+    ``DRAINER__`` variable (in any case, as the settings read them) and none of ``names``."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith("DRAINER__") and k not in names
+    }
+
+
 def settings_from(path: Path) -> Settings:
     return load_settings(path, env={})
 
