@@ -81,14 +81,13 @@ class TableModel:
     flat_update: FlatStruct | None = None
     # column name -> (Column.key, coercer); built once, read per value.
     _columns: dict[str, tuple[str, Coercer]] = field(init=False, repr=False, compare=False)
-    # column name -> coercer, when every Column.key is its name (reflected tables): the
-    # per-row comprehensions look each value's coercer up once
-    _coercers: dict[str, Coercer] | None = field(init=False, repr=False, compare=False)
     _key_sources: tuple[tuple[str, str, Coercer], ...] = field(
         init=False, repr=False, compare=False
     )
-
-    _insert_defaults: dict[str, Any] = field(init=False, repr=False, compare=False)
+    # column name -> what an insert's null becomes: None (NULL), a column's default
+    # (``insert_null_is_default``), or OMIT (left to the database)
+    _insert_nulls: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _omits: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name = {col.name: col for col in self.table.columns}
@@ -97,16 +96,14 @@ class TableModel:
             for name, col in by_name.items()
         }
         self._columns = {name: (col.key, coercers[name]) for name, col in by_name.items()}
-        same_keys = all(col.key == name for name, col in by_name.items())
-        self._coercers = coercers if same_keys else None
         self._key_sources = tuple(
             (name, by_name[name].key, coercers[name]) for name in self.key_columns
         )
-        self._insert_defaults = (
-            {name: insert_default(col, coercers[name]) for name, col in by_name.items()}
-            if self.insert_null_is_default
-            else {}
-        )
+        self._insert_nulls = {
+            name: insert_default(col, coercers[name]) if self.insert_null_is_default else None
+            for name, col in by_name.items()
+        }
+        self._omits = any(null is OMIT for null in self._insert_nulls.values())
 
     def coerce_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Coerce an inserted row; every column must exist, nulls stay SQL NULL
@@ -116,37 +113,20 @@ class TableModel:
         """
         if self.flat_insert is not None:
             values = self._flat_checked(self.flat_insert, values)
-        columns = self._columns
+        columns, nulls = self._columns, self._insert_nulls
         # One comprehension per row (the common case); any failure takes the loop
         # below, which names the column at fault.
-        coercers = self._coercers
         try:
-            if not self.insert_null_is_default:
-                if coercers is not None:
-                    return {
-                        name: None if value is None else coercers[name](value)
-                        for name, value in values.items()
-                    }
-                return {
-                    columns[name][0]: None if value is None else columns[name][1](value)
-                    for name, value in values.items()
-                }
-            defaults = self._insert_defaults
-            if coercers is not None:
-                fast = {
-                    name: defaults[name] if value is None else coercers[name](value)
-                    for name, value in values.items()
-                }
-            else:
-                fast = {
-                    columns[name][0]: defaults[name] if value is None else columns[name][1](value)
-                    for name, value in values.items()
-                }
-            if OMIT in fast.values():  # the database computes these: left out
-                return {key: value for key, value in fast.items() if value is not OMIT}
-            return fast
+            fast = {
+                columns[name][0]: nulls[name] if value is None else columns[name][1](value)
+                for name, value in values.items()
+            }
         except (KeyError, *_COERCION_FAILURES):
             pass
+        else:
+            if self._omits and OMIT in fast.values():  # the database computes these
+                return {key: value for key, value in fast.items() if value is not OMIT}
+            return fast
         row: dict[str, Any] = {}
         for name, value in values.items():
             try:
@@ -154,12 +134,8 @@ class TableModel:
             except KeyError:
                 raise UnknownColumn(self.name, name) from None
             if value is None:
-                if self.insert_null_is_default:
-                    default = self._insert_defaults[name]
-                    if default is not OMIT:
-                        row[key] = default
-                else:
-                    row[key] = None
+                if nulls[name] is not OMIT:
+                    row[key] = nulls[name]
                 continue
             try:
                 row[key] = coerce(value)
