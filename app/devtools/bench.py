@@ -663,6 +663,20 @@ class DrainerChild:
                 self.proc.kill()
         return await self._waiter
 
+    async def run_burst(self, timeout_s: float) -> None:
+        """Start the (burst) child and wait up to ``timeout_s`` for it to drain and exit;
+        raise with its log if it did not start, or exited with an error."""
+        self.start()
+        code = -1
+        try:
+            await self.wait_draining()
+            code = await self.finish(timeout_s)
+        finally:
+            if self.running:
+                code = await self.finish(0)
+        if code != 0:
+            raise RuntimeError(f"drainer exited with {code}:\n{self.log}")
+
     def stop(self) -> None:
         """Ask the child to stop (SIGTERM: graceful shutdown)."""
         if self.proc is not None and self.exit_code is None:
@@ -924,16 +938,7 @@ class Bench:
             out = self.options.profile_dir / f"{name}.svg"
             wrapper = [str(_py_spy()), "record", "--subprocesses", "-o", str(out), "--"]
         child = DrainerChild(self.config, burst=True, wrapper=wrapper, workers=workers)
-        child.start()
-        code = -1
-        try:
-            await child.wait_draining()
-            code = await child.finish(DRAIN_TIMEOUT_S)
-        finally:
-            if child.running:
-                code = await child.finish(0)
-        if code != 0:
-            raise RuntimeError(f"drainer exited with {code}:\n{child.log}")
+        await child.run_burst(DRAIN_TIMEOUT_S)
         return DrainRun(backlog, child.drain_seconds, child.peak_rss_kb, child.cpu_seconds)
 
     async def run_baseline(self) -> DrainRun:
@@ -1078,16 +1083,7 @@ class Bench:
     async def _time_startup(self, config: Path, *, warm_up: bool = False) -> float:
         """One burst run over empty streams: seconds from its spawn to its first read."""
         child = DrainerChild(config, burst=True, write_bytecode=warm_up)
-        child.start()
-        code = -1
-        try:
-            await child.wait_draining()
-            code = await child.finish(CHILD_STOP_TIMEOUT_S)
-        finally:
-            if child.running:
-                code = await child.finish(0)
-        if code != 0:
-            raise RuntimeError(f"drainer exited with {code}:\n{child.log}")
+        await child.run_burst(CHILD_STOP_TIMEOUT_S)
         return child.startup_seconds
 
     # ---- the whole run
