@@ -29,6 +29,8 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 
+from drainer.metrics import Tally
+
 #: The meter Hyperswitch's Rust drainer declares (``global_meter!(DRAINER_METER, "DRAINER")``).
 HYPERSWITCH_METER_NAME = "DRAINER"
 #: Hyperswitch's histogram buckets: 0.02 doubling fifteen times (to 327.68).
@@ -76,19 +78,21 @@ class HyperswitchMetrics:
         self._make_instruments(self.provider.get_meter(HYPERSWITCH_METER_NAME))
 
     def _make_instruments(self, meter: Meter) -> None:
-        self.jobs_picked_per_stream = meter.create_counter(
-            "JOBS_PICKED_PER_STREAM", description="Entries read from a stream (stream)."
+        self.jobs_picked_per_stream = Tally.on(
+            meter, "JOBS_PICKED_PER_STREAM", description="Entries read from a stream (stream)."
         )
-        self.successful_query_execution = meter.create_counter(
+        self.successful_query_execution = Tally.on(
+            meter,
             "SUCCESSFUL_QUERY_EXECUTION",
             description="Entries whose query was committed (operation, table).",
         )
-        self.errors_while_query_execution = meter.create_counter(
+        self.errors_while_query_execution = Tally.on(
+            meter,
             "ERRORS_WHILE_QUERY_EXECUTION",
             description="Entries whose query failed (operation, table).",
         )
-        self.stream_parse_fail = meter.create_counter(
-            "STREAM_PARSE_FAIL", description="Entries that could not be parsed (operation)."
+        self.stream_parse_fail = Tally.on(
+            meter, "STREAM_PARSE_FAIL", description="Entries that could not be parsed (operation)."
         )
         self.query_execution_time = meter.create_histogram(
             "QUERY_EXECUTION_TIME",
@@ -101,8 +105,8 @@ class HyperswitchMetrics:
             explicit_bucket_boundaries_advisory=HYPERSWITCH_BUCKETS,
         )
 
-        self.stream_empty = meter.create_counter(
-            "STREAM_EMPTY", description="Reads of a partition stream that returned nothing."
+        self.stream_empty = Tally.on(
+            meter, "STREAM_EMPTY", description="Reads of a partition stream that returned nothing."
         )
         self.redis_stream_read_time = meter.create_histogram(
             "REDIS_STREAM_READ_TIME",

@@ -51,6 +51,44 @@ CLEANUP_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60)
 HealthSource = Callable[[], Iterable[tuple[str, str, bool]]]
 
 
+class Tally:
+    """A monotonic counter summed in the process, read by an observable counter.
+
+    The consumer loop counts several things per batch; an SDK counter's ``add``
+    validates and hashes its attributes every call (about 20 µs on the benchmark
+    machine, docs/performance.md), this one is a dict update. The totals are exported
+    when a reader collects, as the same cumulative sum a counter exports.
+    """
+
+    __slots__ = ("_totals",)
+
+    def __init__(self) -> None:
+        self._totals: dict[tuple[tuple[str, str], ...], int] = {}
+
+    def add(self, amount: int, attributes: Mapping[str, str] | None = None) -> None:
+        """Count ``amount`` under ``attributes``."""
+        key = tuple(attributes.items()) if attributes else ()
+        totals = self._totals
+        totals[key] = totals.get(key, 0) + amount
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        """The totals so far, one per attribute set (the collector's callback)."""
+        # a copy is one C call: an OTLP export thread never sees the dict change size
+        merged: dict[frozenset[tuple[str, str]], int] = {}
+        for key, total in self._totals.copy().items():
+            same = frozenset(key)  # the same attributes given in another order
+            merged[same] = merged.get(same, 0) + total
+        for attributes, total in merged.items():
+            yield Observation(total, dict(attributes))
+
+    @classmethod
+    def on(cls, meter: Meter, name: str, unit: str = "", description: str = "") -> Tally:
+        """A tally exported by ``meter`` as the counter ``name``."""
+        tally = cls()
+        meter.create_observable_counter(name, [tally.observe], unit, description)
+        return tally
+
+
 @dataclass(slots=True)
 class PendingCache:
     """The last backlog read from Redis (None until the first read succeeds)."""
@@ -142,30 +180,35 @@ class DrainerMetrics:
 
     def _make_instruments(self, meter: Meter) -> None:
         entry = "{entry}"
-        self.jobs_picked = meter.create_counter(
-            "drainer_jobs_picked", entry, "Entries read from a partition stream (per stream)."
+        self.jobs_picked = Tally.on(
+            meter,
+            "drainer_jobs_picked",
+            entry,
+            "Entries read from a partition stream (per stream).",
         )
-        self.claims = meter.create_counter(
-            "drainer_claimed_entries", entry, "Entries taken over from an idle consumer."
+        self.claims = Tally.on(
+            meter, "drainer_claimed_entries", entry, "Entries taken over from an idle consumer."
         )
-        self.successful_queries = meter.create_counter(
+        self.successful_queries = Tally.on(
+            meter,
             "drainer_successful_queries",
             entry,
             "Entries whose operation was committed, by operation and table.",
         )
-        self.entries = meter.create_counter(
+        self.entries = Tally.on(
+            meter,
             "drainer_entries_handled",
             entry,
             "Entries handled by outcome: applied, existed, skipped (fence), dead.",
         )
-        self.errors = meter.create_counter(
-            "drainer_errors", "{error}", "Errors by class: read, parse, query, ack."
+        self.errors = Tally.on(
+            meter, "drainer_errors", "{error}", "Errors by class: read, parse, query, ack."
         )
-        self.dead_letters = meter.create_counter(
-            "drainer_dead_letters", entry, "Entries dead-lettered, by error class."
+        self.dead_letters = Tally.on(
+            meter, "drainer_dead_letters", entry, "Entries dead-lettered, by error class."
         )
-        self.batches = meter.create_counter(
-            "drainer_batches", "{batch}", "Batch transactions, by result (ok, failed)."
+        self.batches = Tally.on(
+            meter, "drainer_batches", "{batch}", "Batch transactions, by result (ok, failed)."
         )
         self.replays = meter.create_counter(
             "drainer_replays", "{request}", "Operator replays of pending entries, by outcome."

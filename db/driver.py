@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, and_, bindparam, delete, update
+from sqlalchemy import ARRAY, and_, bindparam, delete, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
@@ -326,11 +326,35 @@ async def copy_records(
         raise _wrapped(f"COPY {stmt.table}", exc) from exc
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session's current transaction."""
+async def begin_on_driver(session: AsyncSession) -> asyncpg.Connection:
+    """Open the session's transaction now and return its asyncpg connection.
+
+    SQLAlchemy's asyncpg adapter sends ``BEGIN`` only with its first statement, so a
+    driver statement before one would run (and commit) on its own. The adapter's own
+    start (the ``BEGIN`` it would send) is called when it has one; otherwise, one
+    statement through the session opens the transaction. Either way the session owns
+    the transaction: its commit, rollback and savepoints are SQLAlchemy's.
+    """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    driver: asyncpg.Connection | None = raw.driver_connection
+    assert driver is not None  # checked out for this session: not yet closed
+    if not driver.is_in_transaction():
+        start = getattr(raw.dbapi_connection, "_start_transaction", None)
+        try:
+            if start is not None:
+                await start()
+        except Exception:
+            # SQLAlchemy's own path meets the failure again below: it raises it as a
+            # DBAPIError and invalidates a connection that is gone (a direct call does not)
+            pass
+        if not driver.is_in_transaction():
+            await session.execute(_BEGIN_NOW)
+    return driver
+
+
+#: A statement SQLAlchemy runs only to open the session's transaction.
+_BEGIN_NOW = text("SELECT 1")
 
 
 def _wrapped(sql: str, exc: BaseException) -> DBAPIError:

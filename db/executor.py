@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
-from sqlalchemy import Table, and_, delete, exists, select, text, update
+from sqlalchemy import Table, and_, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from drainer.db import parking
 from drainer.db.driver import (
     DriverStatements,
+    begin_on_driver,
     copy_records,
-    driver_connection,
     execute,
     execute_many,
 )
@@ -46,7 +46,12 @@ from drainer.db.errors import (
     StreamWentBack,
     TransientError,
 )
-from drainer.db.fence import LOCK_NOT_AVAILABLE, Position, advance_watermark_on, lock_watermark
+from drainer.db.fence import (
+    LOCK_NOT_AVAILABLE,
+    Position,
+    advance_watermark_on,
+    lock_watermark_on,
+)
 from drainer.db.models import ModelRegistry, TableModel
 from drainer.db.operations import Operation, OpKind
 
@@ -272,12 +277,12 @@ class Executor:
         handled = result.handled
         async with self.sessions() as session, session.begin():
             try:
-                watermark = await lock_watermark(session, stream)
-            except DBAPIError as exc:
-                if sqlstate_of(exc) == LOCK_NOT_AVAILABLE:
+                watermark = await lock_watermark_on(await _driver(session), stream)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                     # held by another transaction: back off this partition only
                     raise PartitionBusy(stream) from exc
-                raise
+                raise DBAPIError("lock watermark", None, exc) from exc
             result.watermark = watermark
             # park_entity: entity -> entry id of the dead letter it waits behind
             parks: dict[str, str] | None = None
@@ -656,17 +661,9 @@ _DRIVER_INFO_KEY = "drainer.driver_connection"
 async def _driver(session: AsyncSession) -> Any:
     driver = session.info.get(_DRIVER_INFO_KEY)
     if driver is None:
-        driver = await driver_connection(session)
-        if not driver.is_in_transaction():
-            # SQLAlchemy's asyncpg adapter sends BEGIN with its own first statement;
-            # a driver statement before it would run (and commit) on its own
-            await session.execute(_BEGIN_NOW)
+        driver = await begin_on_driver(session)
         session.info[_DRIVER_INFO_KEY] = driver
     return driver
-
-
-#: A statement SQLAlchemy runs only to open the session's transaction.
-_BEGIN_NOW = text("SELECT 1")
 
 
 def _until_parked(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 WATERMARK_TABLE = "drainer_watermark"
 
@@ -21,21 +21,19 @@ _CREATE = text(
     )
     """
 )
-_ENSURE_ROW = text(
-    f"INSERT INTO {WATERMARK_TABLE} (stream) VALUES (:stream) ON CONFLICT (stream) DO NOTHING"
+ENSURE_ROW_SQL = (
+    f"INSERT INTO {WATERMARK_TABLE} (stream) VALUES ($1) ON CONFLICT (stream) DO NOTHING"
 )
 # NOWAIT: a row held by another transaction fails at once (LOCK_NOT_AVAILABLE) instead
 # of holding a worker slot while a frozen replica keeps its transaction (docs/design.md).
-_LOCK = text(
-    f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = :stream FOR UPDATE NOWAIT"
-)
+LOCK_SQL = f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = $1 FOR UPDATE NOWAIT"
 #: SQLSTATE of a NOWAIT lock refused, or of a wait longer than ``lock_timeout``.
 LOCK_NOT_AVAILABLE = "55P03"
 # A partition's first row, inserted by another transaction not yet committed, makes the
 # INSERT wait for that transaction (NOWAIT does not exist for it): 1 ms of lock_timeout
 # (0 would mean no limit) for that statement only, then the session's own value again.
-_NO_WAIT = text("SET LOCAL lock_timeout = 1")
-_SESSION_WAIT = text("SET LOCAL lock_timeout TO DEFAULT")
+NO_WAIT_SQL = "SET LOCAL lock_timeout = 1"
+SESSION_WAIT_SQL = "SET LOCAL lock_timeout TO DEFAULT"
 _READ_ALL = text(f"SELECT stream, last_ms, last_seq FROM {WATERMARK_TABLE}")
 #: Moves a partition's watermark; run on the asyncpg connection itself (positional parameters).
 ADVANCE_SQL = (
@@ -55,19 +53,22 @@ async def create_watermark_table(conn: AsyncConnection) -> None:
     await conn.execute(_CREATE)
 
 
-async def lock_watermark(session: AsyncSession, stream: str) -> Position:
+async def lock_watermark_on(driver: Any, stream: str) -> Position:
     """Lock the partition's watermark row for this transaction and return it.
 
-    Never waits for a row another transaction holds or is creating: the statement
-    fails with SQLSTATE :data:`LOCK_NOT_AVAILABLE` (the caller backs off the partition).
+    Runs on the session's asyncpg connection, in its transaction (as
+    :func:`advance_watermark_on`): once per batch, SQLAlchemy's statement execution
+    cost more than the round trip. Never waits for a row another transaction holds
+    or is creating: the statement fails with SQLSTATE :data:`LOCK_NOT_AVAILABLE`
+    (the caller backs off the partition). Raises asyncpg's errors.
     """
-    row = (await session.execute(_LOCK, {"stream": stream})).first()
+    row = await driver.fetchrow(LOCK_SQL, stream)
     if row is None:
         # once per partition, ever: the extra round trips do not matter
-        await session.execute(_NO_WAIT)
-        await session.execute(_ENSURE_ROW, {"stream": stream})
-        await session.execute(_SESSION_WAIT)
-        row = (await session.execute(_LOCK, {"stream": stream})).first()
+        await driver.execute(NO_WAIT_SQL)
+        await driver.execute(ENSURE_ROW_SQL, stream)
+        await driver.execute(SESSION_WAIT_SQL)
+        row = await driver.fetchrow(LOCK_SQL, stream)
     assert row is not None  # the row was just ensured inside this transaction
     return int(row[0]), int(row[1])
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from drainer.db.driver import begin_on_driver
 from drainer.db.executor import COPY_MIN_ROWS, BatchEntry, EntryResult, Executor, Outcome
 from drainer.db.fence import create_watermark_table
 from drainer.db.models import ModelRegistry
@@ -336,3 +337,26 @@ async def test_a_refused_row_in_a_copied_run_is_dead_lettered_alone(
     await _record_statements(engine, "child")
     result = await executor.apply(STREAM, _batch(again, start=100), Hooks())
     assert await _writers(engine) == ["COPY"] * count
+
+
+async def test_the_transaction_opened_on_the_driver_is_the_sessions(engine: AsyncEngine) -> None:
+    """A driver statement after ``begin_on_driver`` commits and rolls back with the session."""
+    sessions = async_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        driver = await begin_on_driver(session)
+        assert driver.is_in_transaction()
+        await driver.execute("INSERT INTO plain (id, n) VALUES ('kept', 1)")
+    async with sessions() as session:
+        async with session.begin():
+            driver = await begin_on_driver(session)
+            await driver.execute("INSERT INTO plain (id, n) VALUES ('undone', 2)")
+            await session.rollback()
+        # a savepoint is the session's too: released or rolled back by SQLAlchemy
+        async with session.begin():
+            driver = await begin_on_driver(session)
+            async with session.begin_nested() as nested:
+                await session.connection()  # SQLAlchemy sends the SAVEPOINT when asked
+                await driver.execute("INSERT INTO plain (id, n) VALUES ('nested', 3)")
+                await nested.rollback()
+            await driver.execute("INSERT INTO plain (id, n) VALUES ('after', 4)")
+    assert set(await _rows(engine, plain)) == {"kept", "after"}
