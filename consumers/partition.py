@@ -269,15 +269,22 @@ class PartitionWorker:
         batch = [self._batch_entry(raw, first, attempts) for raw in live]
         result: BatchResult[StreamSource] = BatchResult()
         if batch:
-            keepalive = asyncio.create_task(self._keep_fresh([e.entry_id for e in live]))
+            # Most batches end long before their entries could go idle: the refresher
+            # task is only started (and then held here) once a batch runs that long.
+            interval_s = self._keep_fresh_interval_s()
+            keepalive: list[asyncio.Task[None]] = []  # the refresher, once started
+            timer = asyncio.get_running_loop().call_later(
+                interval_s, self._start_keep_fresh, keepalive, [e.entry_id for e in live]
+            )
             try:
                 result = await self.pipeline.executor.apply(self.stream, batch, self.hooks)
             except TransientError as exc:
                 self.pipeline.observer.batch_failed(self.stream, batch, exc, started_ns)
                 raise
             finally:
+                timer.cancel()
                 # it handles Redis errors itself: anything else it ended with surfaces here
-                await cancel_and_wait(keepalive)
+                await cancel_and_wait(*keepalive)
         done = gone + [r.entry.entry_id for r in result.handled]
         try:
             timed = self.pipeline.observer.times_redis and bool(done)
@@ -330,11 +337,19 @@ class PartitionWorker:
             },
         )
 
+    def _keep_fresh_interval_s(self) -> float:
+        # a third of the idle time after which entries may be claimed
+        return max(self.options.claim_min_idle_ms / 3000, 0.05)
+
+    def _start_keep_fresh(self, holder: list[asyncio.Task[None]], ids: list[str]) -> None:
+        """The batch timer's callback (the batch ran one interval): start the refresher,
+        held in ``holder`` for the batch to cancel and await."""
+        holder.append(asyncio.create_task(self._keep_fresh(ids)))
+
     async def _keep_fresh(self, ids: list[str]) -> None:
-        interval_s = max(self.options.claim_min_idle_ms / 3000, 0.05)
+        interval_s = self._keep_fresh_interval_s()
         me = asyncio.current_task()
         while True:
-            await asyncio.sleep(interval_s)
             try:
                 await self.group.refresh(ids)
             except RedisError as exc:
@@ -344,6 +359,7 @@ class PartitionWorker:
             # batch (and its ack) forever.
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError
+            await asyncio.sleep(interval_s)
 
     def _count(self, result: BatchResult[StreamSource]) -> None:
         counters = self.pipeline.health.counters

@@ -44,12 +44,14 @@ WRAPPER_KEYS: dict[OpKind, str] = {
 }
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Operation:
     """One database operation as the producer wrote it (values not yet coerced).
 
     ``values`` is the inserted row (insert), the ``update_data`` (update) or the
-    row identifying data (delete); ``orig`` is the update's original row.
+    row identifying data (delete); ``orig`` is the update's original row. Not frozen:
+    one is made per entry, and a frozen dataclass's ``__init__`` costs three times
+    as much (each field set through ``object.__setattr__``); nothing changes one.
     """
 
     kind: OpKind

@@ -18,9 +18,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from drainer.consumers.group import ReadMode, StreamGroup
 from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import Producer, insert_op, update_op
-from drainer.consumers.streams import StreamLayout
+from drainer.consumers.streams import StreamLayout, partition_of
 from drainer.lifecycle import open_stores
 from drainer.settings import Settings
 from tests.support.api import api_client
@@ -334,6 +335,59 @@ async def test_a_batch_finishes_when_a_redis_call_swallows_the_keepalive_cancel(
         # a keep-alive that went on looping would sit in its next refresh forever
         done, _ = await asyncio.wait({keepalive}, timeout=2)
         assert done and keepalive.cancelled()
+    finally:
+        await store.close()
+        await store.redis.aclose()
+
+
+async def test_a_batch_longer_than_the_claim_time_keeps_its_entries(
+    tmp_path: Path,
+    pg_dsn: str,
+    redis_prefix: str,
+    redis: aioredis.Redis,
+    conn: asyncpg.Connection,
+) -> None:
+    """Past ``claim_min_idle_ms`` a batch still in flight keeps its entries fresh:
+    another consumer finds the partition busy instead of claiming them."""
+    await conn.execute(
+        """
+        CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql
+            AS $$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;
+        CREATE TRIGGER slow BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION slow_insert();
+        """
+    )
+    settings = _settings(tmp_path, pg_dsn, redis_prefix)
+    stores = await open_stores(settings)
+    store = stores["t1"]
+    try:
+        layout = store.pipeline.layout
+        options = dataclasses.replace(settings.drainer.consumer_options(), claim_min_idle_ms=300)
+        worker = PartitionWorker(
+            store.pipeline,
+            partition_of(KEY, layout.num_partitions),
+            store.redis,
+            options,
+            asyncio.Semaphore(1),
+            asyncio.Event(),
+        )
+        await worker.group.ensure_group()
+        appended = await Producer(redis, layout).append(
+            insert_op("item", {"id": "i1", "n": 1}), partition_key=KEY
+        )
+        batch = asyncio.create_task(worker.step())
+        rival = StreamGroup(redis, worker.stream, GROUP, "rival")
+
+        async def delivered() -> bool:
+            return bool(await worker.group.held([appended.entry_id]))
+
+        await wait_until(delivered, timeout_s=10)
+        await asyncio.sleep(1)  # well past the claim time, with the insert still sleeping
+        assert not batch.done()
+        read = await rival.read(10, options.claim_min_idle_ms)
+        assert read.mode is ReadMode.BUSY and not read.entries
+        await batch
+        assert await conn.fetchval("SELECT n FROM item WHERE id = 'i1'") == 1
+        assert await redis.xlen(worker.stream) == 0
     finally:
         await store.close()
         await store.redis.aclose()
