@@ -33,12 +33,13 @@ def hyperswitch_lock_key(stream_key: str) -> str:
 # KEYS[1] stream, optional KEYS[2] Hyperswitch's lock key of the stream (same
 # {shard_N} hash tag, so same cluster slot); ARGV group, consumer, count,
 # claim_min_idle_ms, max_bytes.
-# Returns {mode, entries, owner}: "new" entries never delivered before, "own"
+# Returns {mode, entries, owner[, last]}: "new" entries never delivered before, "own"
 # entries this consumer already holds, "claimed" entries just taken over from
 # consumers idle past claim_min_idle_ms, "busy" when a live consumer holds
 # entries of this partition, or "hyperswitch" while KEYS[2] exists (Hyperswitch's
 # Rust drainer works the partition); on both nothing is read or claimed.
-# KEYS[2] is only read (EXISTS), never set.
+# KEYS[2] is only read (EXISTS), never set. A "new" read that found nothing also
+# returns the group's last-delivered id: what a wait for the next entry starts from.
 # With max_bytes > 0 the count is first cut to the entries whose fields fit in
 # max_bytes (at least one, so an entry larger than the budget is read alone):
 # XRANGE peeks in chunks of 1, 2, 4, ... so big entries are never all loaded
@@ -67,24 +68,28 @@ local function fitting(cursor, last, mine)
   end
   return n
 end
+local function last_delivered()
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local name, at = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] end
+      if g[i] == 'last-delivered-id' then at = g[i + 1] end
+    end
+    if name == group then return at end
+  end
+  return '0-0'
+end
 local summary = redis.call('XPENDING', key, group)
 local total = tonumber(summary[1])
 if total == 0 then
+  local last = nil
   if max_bytes > 0 and count > 1 then
-    local last = '0-0'
-    for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
-      local name, at = nil, nil
-      for i = 1, #g, 2 do
-        if g[i] == 'name' then name = g[i + 1] end
-        if g[i] == 'last-delivered-id' then at = g[i + 1] end
-      end
-      if name == group then last = at end
-    end
+    last = last_delivered()
     count = fitting('(' .. last, '+', nil)
-    if count == 0 then return {'new', {}, false} end
+    if count == 0 then return {'new', {}, false, last} end
   end
   local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count, 'STREAMS', key, '>')
-  if not r then return {'new', {}, false} end
+  if not r then return {'new', {}, false, last or last_delivered()} end
   return {'new', r[1][2], false}
 end
 local mine, owner = 0, false
@@ -225,6 +230,8 @@ class ReadResult:
     mode: ReadMode
     entries: list[RawEntry]
     owner: str | None = None
+    #: An empty "new" read: the group's last-delivered id (the next entry comes after it).
+    last_delivered: str | None = None
 
     @property
     def first_delivery(self) -> bool:
@@ -290,7 +297,8 @@ class StreamGroup:
         mode = ReadMode(reply[0])
         entries = [RawEntry(item[0], _fields(item[1])) for item in (reply[1] or [])]
         owner = reply[2] if len(reply) > 2 and reply[2] else None
-        return ReadResult(mode, entries, owner)
+        last = reply[3] if len(reply) > 3 and reply[3] else None
+        return ReadResult(mode, entries, owner, last)
 
     async def delivery_counts(self, ids: Sequence[str]) -> dict[str, int]:
         """How often each of ``ids`` still held here was delivered (its attempt number)."""

@@ -19,6 +19,7 @@ DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_CONSUMER_SWEEP_IDLE_MS = 3_600_000
 DEFAULT_CONSUMER_SWEEP_INTERVAL_MS = 300_000
 DEFAULT_HONOUR_HYPERSWITCH_LOCK = True
+DEFAULT_WAKE_IDLE_PARTITIONS = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,5 @@ class ConsumerOptions:
     consumer_sweep_idle_ms: int = DEFAULT_CONSUMER_SWEEP_IDLE_MS
     consumer_sweep_interval_ms: int = DEFAULT_CONSUMER_SWEEP_INTERVAL_MS
     honour_hyperswitch_lock: bool = DEFAULT_HONOUR_HYPERSWITCH_LOCK
+    #: Idle partitions woken by a blocking XREAD when an entry comes (consumers.waker).
+    wake_idle_partitions: bool = DEFAULT_WAKE_IDLE_PARTITIONS

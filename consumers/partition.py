@@ -12,6 +12,7 @@ checked by the read script before delivering, so big entries make small batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -35,6 +36,7 @@ from drainer.consumers.health import TenantHealth
 from drainer.consumers.observe import DrainObserver, ErrorClass
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.streams import StreamLayout
+from drainer.consumers.waker import Waker
 from drainer.db.errors import (
     InternalError,
     MalformedOperation,
@@ -103,8 +105,12 @@ class PartitionWorker:
         stop: asyncio.Event,
         *,
         burst: bool = False,
+        waker: Waker | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.waker = waker
+        # set by the waker when this idle partition's stream gets an entry
+        self._woken: asyncio.Event | None = None
         self.partition = partition
         self.options = options
         self.limiter = limiter
@@ -140,7 +146,20 @@ class PartitionWorker:
             delay_s = await self.step()
             if delay_s is None:
                 return
+            await self._pause(delay_s)
+
+    async def _pause(self, delay_s: float) -> None:
+        """Wait ``delay_s``, or less: until stopped, or woken by a new entry if watched."""
+        woken, self._woken = self._woken, None
+        if woken is None or self.waker is None:
             await wait_or_stop(self.stop, delay_s)
+            return
+        try:
+            # the supervisor's stop closes the waker, which sets every watched event
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=delay_s)
+        finally:
+            self.waker.unwatch(self.stream)
 
     async def step(self) -> float | None:
         """One read-apply-ack round; returns how long to wait, or None when burst is done."""
@@ -179,6 +198,14 @@ class PartitionWorker:
                 observer.stream_empty(self.stream)
                 if self.burst and read.mode is ReadMode.NEW:
                     return None
+                if (
+                    self.waker is not None
+                    and read.last_delivered is not None
+                    and self.idle_ms > self.options.loop_interval_ms
+                ):
+                    # empty twice running: woken by its next entry rather than the poll
+                    # (the first wait stays whole, so a busy partition still batches)
+                    self._woken = self.waker.watch(self.stream, read.last_delivered)
                 return self._idle()
             self.pipeline.observer.entries_read(self.stream, read)
             started = time.monotonic()

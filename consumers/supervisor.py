@@ -15,12 +15,14 @@ import logging
 import random
 from collections.abc import Sequence
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from drainer.consumers.aio import cancel_and_wait, wait_or_stop
 from drainer.consumers.group import RedisClient
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.partition import PartitionWorker, Pipeline
+from drainer.consumers.waker import Waker
 
 log = logging.getLogger("drainer.supervisor")
 
@@ -50,9 +52,23 @@ class Supervisor:
         #: composition root builds the operator API only then, off the first read's path).
         self.started = asyncio.Event()
         self.limiter = asyncio.Semaphore(options.max_concurrent_partitions)
+        # one XREAD spans many hash slots: none on a cluster; none needed in burst mode
+        # (a worker there ends at its first empty read)
+        self.waker = (
+            Waker(redis)
+            if options.wake_idle_partitions and not burst and not isinstance(redis, RedisCluster)
+            else None
+        )
         self.workers = [
             PartitionWorker(
-                pipeline, partition, redis, options, self.limiter, self.stop_event, burst=burst
+                pipeline,
+                partition,
+                redis,
+                options,
+                self.limiter,
+                self.stop_event,
+                burst=burst,
+                waker=self.waker,
             )
             for pipeline in self.pipelines
             for partition in range(pipeline.layout.num_partitions)
@@ -61,6 +77,8 @@ class Supervisor:
     def stop(self) -> None:
         """Ask every worker to finish its batch in flight and return (idempotent)."""
         self.stop_event.set()
+        if self.waker is not None:
+            self.waker.close()  # wakes the idle workers waiting on it
 
     async def run(self) -> None:
         """Run until stopped, or in burst mode until every partition is drained."""
@@ -72,15 +90,19 @@ class Supervisor:
             self.options.group,
             " (burst)" if self.burst else "",
         )
-        # held and awaited below: it only ends when cancelled
-        sweeper = asyncio.create_task(self._sweep(), name="consumer-sweeper")
+        # held and awaited below: they only end when cancelled (or stopped)
+        helpers = [asyncio.create_task(self._sweep(), name="consumer-sweeper")]
+        if self.waker is not None:
+            helpers.append(asyncio.create_task(self._wake(self.waker), name="partition-waker"))
         try:
             async with asyncio.TaskGroup() as tasks:
                 for worker in self.workers:
                     tasks.create_task(self._supervise(worker), name=f"partition:{worker.stream}")
                 self.started.set()
         finally:
-            await cancel_and_wait(sweeper)
+            if self.waker is not None:
+                self.waker.close()
+            await cancel_and_wait(*helpers)
         log.info("all partition workers stopped")
 
     async def _sweep(self) -> None:
@@ -105,6 +127,19 @@ class Supervisor:
                 continue
             if removed:
                 log.info("removed %d idle empty consumer(s) from %s", removed, group.key)
+
+    async def _wake(self, waker: Waker) -> None:
+        """Run the waker; a bug in it costs the low-traffic wake-ups, never the drain."""
+        delay_s = RESTART_DELAY_S
+        while not self.stop_event.is_set():
+            try:
+                await waker.run(self.stop_event)
+                return
+            except Exception:
+                waker.release_all()  # the workers poll meanwhile
+                log.exception("the partition waker crashed; restarting in %.1fs", delay_s)
+                await wait_or_stop(self.stop_event, delay_s)
+                delay_s = min(delay_s * 2, RESTART_DELAY_MAX_S)
 
     async def _retire(self, worker: PartitionWorker) -> None:
         """Remove this process's consumer from the worker's group if it holds nothing."""

@@ -47,6 +47,7 @@ from drainer.settings.defaults import (
     DEFAULT_TENANT_ID,
     DEFAULT_TENANT_REDIS_KEY_PREFIX,
     DEFAULT_TENANT_SCHEMA,
+    DEFAULT_WAKE_IDLE_PARTITIONS,
     DEFAULT_WORKERS,
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
@@ -169,6 +170,11 @@ class DrainerSettings(_Section):
         description="Leave a partition alone while Hyperswitch's Rust drainer holds its "
         "`<stream key>_in_use` lock (cutover); false once no Rust drainer runs.",
     )
+    wake_idle_partitions: bool = Field(
+        DEFAULT_WAKE_IDLE_PARTITIONS,
+        description="Partitions empty twice running are woken by a blocking XREAD when an "
+        "entry comes, instead of waiting out their poll (not on Redis Cluster).",
+    )
     workers: int = Field(
         DEFAULT_WORKERS,
         ge=1,
@@ -233,6 +239,7 @@ class DrainerSettings(_Section):
             consumer_sweep_idle_ms=self.consumer_sweep_idle_ms,
             consumer_sweep_interval_ms=self.consumer_sweep_interval_ms,
             honour_hyperswitch_lock=self.honour_hyperswitch_lock,
+            wake_idle_partitions=self.wake_idle_partitions,
         )
 
 
