@@ -67,6 +67,8 @@ MAX_GROUPED_ROWS = 1000
 #: Insert runs at least this long are written with one binary ``COPY`` (shorter ones:
 #: one pipelined ``INSERT`` per row costs less than starting a copy).
 COPY_MIN_ROWS = 32
+#: Insert runs at least this long (one table, same columns) are coerced column by column.
+COLUMNWISE_MIN_ROWS = 8
 #: After a ``COPY`` of a shape met a row that already existed, its inserts go as
 #: ``INSERT ... ON CONFLICT DO NOTHING`` for this long (a conflict reruns the batch).
 COPY_PAUSE_S = 60.0
@@ -229,18 +231,7 @@ class Executor:
         self, stream: str, entries: Sequence[BatchEntry[SourceT]], hooks: BatchHooks[SourceT]
     ) -> BatchResult[SourceT]:
         """Apply a batch in one transaction; raise :class:`TransientError` to retry it whole."""
-        prepared: list[_Prepared | PermanentError] = []
-        now = _utcnow()  # one apply time per batch: its stamped updates still group
-        for entry in entries:
-            if entry.error is not None or entry.operation is None:
-                prepared.append(entry.error or PermanentError("entry carries no operation"))
-                continue
-            try:
-                prepared.append(self.prepare(entry.operation, now))
-            except PermanentError as exc:
-                prepared.append(exc)
-            except Exception as exc:  # a bug or an input nobody foresaw: this entry only
-                prepared.append(InternalError(f"table tag {entry.operation.tag!r}", exc))
+        prepared = self._prepare_batch(entries)
         try:
             try:
                 try:
@@ -262,6 +253,58 @@ class Executor:
             raise TransientError(f"database error: {exc.orig or exc}") from exc
         except (OSError, TimeoutError) as exc:
             raise TransientError(f"database unreachable: {exc}") from exc
+
+    def _prepare_batch(
+        self, entries: Sequence[BatchEntry[SourceT]]
+    ) -> list[_Prepared | PermanentError]:
+        """Each entry resolved and coerced, or the permanent error it is dead-lettered with.
+
+        Runs of inserts into one table with the same columns are coerced column by
+        column (:meth:`TableModel.coerce_rows`); a run with any bad value is coerced
+        row by row instead, so the error names its entry.
+        """
+        prepared: list[_Prepared | PermanentError] = []
+        now = _utcnow()  # one apply time per batch: its stamped updates still group
+        i, n = 0, len(entries)
+        while i < n:
+            entry = entries[i]
+            op = entry.operation
+            if entry.error is None and op is not None and op.kind is OpKind.INSERT:
+                j = _insert_shape_end(entries, i)
+                if j - i >= COLUMNWISE_MIN_ROWS:
+                    rows = self._coerce_run(entries[i:j])
+                    if rows is not None:
+                        model, rows_coerced = rows
+                        prepared.extend(_Prepared(op.kind, model, r, {}) for r in rows_coerced)
+                        i = j
+                        continue
+            prepared.append(self._prepare_entry(entry, now))
+            i += 1
+        return prepared
+
+    def _coerce_run(
+        self, run: Sequence[BatchEntry[SourceT]]
+    ) -> tuple[TableModel, list[dict[str, Any]]] | None:
+        first = run[0].operation
+        assert first is not None
+        try:
+            model = self.registry.resolve(first.tag, OpKind.INSERT)
+            rows = model.coerce_rows([e.operation.values for e in run])  # type: ignore[union-attr]
+        except Exception:  # the row-by-row path meets it again and names the entry
+            return None
+        return None if rows is None else (model, rows)
+
+    def _prepare_entry(
+        self, entry: BatchEntry[SourceT], now: datetime
+    ) -> _Prepared | PermanentError:
+        if entry.error is not None or entry.operation is None:
+            return entry.error or PermanentError("entry carries no operation")
+        try:
+            return self.prepare(entry.operation, now)
+        except PermanentError as exc:
+            return exc
+        except Exception as exc:  # a bug or an input nobody foresaw: this entry only
+            return InternalError(f"table tag {entry.operation.tag!r}", exc)
 
     async def _run(
         self,
@@ -664,6 +707,27 @@ async def _driver(session: AsyncSession) -> Any:
         driver = await begin_on_driver(session)
         session.info[_DRIVER_INFO_KEY] = driver
     return driver
+
+
+def _insert_shape_end(entries: Sequence[BatchEntry[SourceT]], start: int) -> int:
+    """End of the run of well-formed inserts from ``start`` with its tag and columns."""
+    first = entries[start].operation
+    assert first is not None
+    tag, columns = first.tag, first.values.keys()
+    end = start + 1
+    while end < len(entries):
+        entry = entries[end]
+        op = entry.operation
+        if (
+            entry.error is not None
+            or op is None
+            or op.kind is not OpKind.INSERT
+            or op.tag != tag
+            or op.values.keys() != columns
+        ):
+            break
+        end += 1
+    return end
 
 
 def _until_parked(

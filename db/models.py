@@ -143,6 +143,37 @@ class TableModel:
                 raise CoercionError(self.name, name, str(exc)) from exc
         return row
 
+    def coerce_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+        """Coerce inserted rows column by column (rows with other columns than the first: None).
+
+        The same values as :meth:`coerce_row` per row, at about two thirds of the cost
+        (each column's coercer and null found once, not once per row). None when any
+        row would fail, or the table checks rows against a struct: then
+        :meth:`coerce_row`, row by row, names the row and column at fault.
+        """
+        if self.flat_insert is not None or not rows:
+            return None
+        width = len(rows[0])
+        # each row has every column of the first (or KeyError below) and no other
+        if any(len(row) != width for row in rows):
+            return None
+        columns, nulls = self._columns, self._insert_nulls
+        keys: list[str] = []
+        coerced: list[list[Any]] = []
+        try:
+            for name in rows[0]:
+                key, coerce = columns[name]
+                null = nulls[name]
+                keys.append(key)
+                coerced.append([null if (v := row[name]) is None else coerce(v) for row in rows])
+        except (KeyError, *_COERCION_FAILURES):
+            return None
+        # every list is one per column or one per row: strict would check that per row
+        out = [dict(zip(keys, values, strict=False)) for values in zip(*coerced, strict=False)]
+        if self._omits:  # the database computes these
+            return [{k: v for k, v in row.items() if v is not OMIT} for row in out]
+        return out
+
     def coerce_changes(self, update_data: Mapping[str, Any]) -> dict[str, Any]:
         """Coerce an update's SET values; a null leaves its column unchanged unless
         the table is configured so that null sets SQL NULL."""

@@ -360,3 +360,21 @@ async def test_the_transaction_opened_on_the_driver_is_the_sessions(engine: Asyn
                 await nested.rollback()
             await driver.execute("INSERT INTO plain (id, n) VALUES ('after', 4)")
     assert set(await _rows(engine, plain)) == {"kept", "after"}
+
+
+async def test_a_bad_value_in_a_long_insert_run_dead_letters_only_its_entry(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    """The run is coerced column by column until a value fails; then row by row, so the
+    dead letter names its entry and column, and the rest of the run is still copied."""
+    count = COPY_MIN_ROWS + 8
+    ops = [ins("plain", id=f"p{i}", n=i, at=NOW.isoformat()) for i in range(count)]
+    ops[5] = ins("plain", id="p5", n="five", at=NOW.isoformat())
+    hooks = Hooks()
+    result = await executor.apply(STREAM, _batch(ops), hooks)
+    outcomes = [r.outcome for r in result.handled]
+    assert outcomes == [Outcome.APPLIED] * 5 + [Outcome.DEAD] + [Outcome.APPLIED] * (count - 6)
+    [dead] = hooks.dead
+    assert dead.entry.entry_id == "6-0"
+    assert "plain.n" in str(dead.error)
+    assert set(await _rows(engine, plain)) == {f"p{i}" for i in range(count)} - {"p5"}

@@ -535,3 +535,33 @@ def test_from_module_without_models_is_a_clear_error() -> None:
         ModelRegistry.from_module("json")
     with pytest.raises(ValueError, match=r"cannot import models module 'tests\.no_such_models'"):
         ModelRegistry.from_module("tests.no_such_models")
+
+
+def test_rows_coerced_column_by_column_are_the_rows_coerced_one_by_one(
+    hs: ModelRegistry,
+) -> None:
+    """Hyperswitch's payment_intent: nulls that become DEFAULT or are left out, enums,
+    jsonb, timestamps in three forms; ``coerce_rows`` gives what ``coerce_row`` gives."""
+    model = hs.resolve("payment_intent", INSERT)
+    stamps = ["2026-01-01T10:00:00Z", "2026-01-01 10:00:00.123", [2026, 1, 10, 0, 0, 5]]
+    rows = [
+        {
+            "payment_id": f"pay_{i}",
+            "merchant_id": "merchant_1",
+            "status": "requires_payment_method" if i % 2 else "succeeded",
+            "amount": 6540 + i,
+            "currency": "USD",
+            "metadata": None if i % 3 else {"n": i},
+            "order_details": [{"product_name": "shirt", "quantity": i}],
+            "created_at": stamps[i % 3],
+            "modified_at": stamps[(i + 1) % 3],
+            "attempt_count": None if i % 4 else 1,
+        }
+        for i in range(12)
+    ]
+    assert model.coerce_rows(rows) == [model.coerce_row(row) for row in rows]
+    # any bad value or unknown column: None, and the row-by-row path names it
+    assert model.coerce_rows([*rows, {**rows[0], "status": "lost"}]) is None
+    assert model.coerce_rows([*rows, {**rows[0], "no_such_column": 1}]) is None
+    # a table whose rows are checked against a struct is always coerced row by row
+    assert hs.resolve("address", INSERT).coerce_rows([ADDRESS_ROW]) is None
