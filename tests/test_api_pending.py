@@ -21,11 +21,11 @@ import redis.asyncio as aioredis
 from drainer.consumers.group import ReadMode, StreamGroup
 from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import Producer, insert_op, update_op
-from drainer.consumers.streams import StreamLayout, partition_of
+from drainer.consumers.streams import StreamLayout
 from drainer.lifecycle import open_stores
 from drainer.settings import Settings
 from tests.support.api import api_client
-from tests.support.drainer import settings_from, wait_until, write_config
+from tests.support.drainer import partition_worker, settings_from, wait_until, write_config
 
 GROUP = "drainer"
 GHOST = "ghost"
@@ -360,18 +360,10 @@ async def test_a_batch_longer_than_the_claim_time_keeps_its_entries(
     stores = await open_stores(settings)
     store = stores["t1"]
     try:
-        layout = store.pipeline.layout
         options = dataclasses.replace(settings.drainer.consumer_options(), claim_min_idle_ms=300)
-        worker = PartitionWorker(
-            store.pipeline,
-            partition_of(KEY, layout.num_partitions),
-            store.redis,
-            options,
-            asyncio.Semaphore(1),
-            asyncio.Event(),
-        )
+        worker = partition_worker(store, options, KEY)
         await worker.group.ensure_group()
-        appended = await Producer(redis, layout).append(
+        appended = await Producer(redis, store.pipeline.layout).append(
             insert_op("item", {"id": "i1", "n": 1}), partition_key=KEY
         )
         batch = asyncio.create_task(worker.step())

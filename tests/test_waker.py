@@ -13,12 +13,10 @@ import redis.asyncio as aioredis
 
 from drainer.consumers.aio import cancel_and_wait
 from drainer.consumers.group import ReadMode, StreamGroup
-from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import Producer, insert_op
-from drainer.consumers.streams import partition_of
 from drainer.consumers.waker import Waker
 from drainer.lifecycle import open_stores
-from tests.support.drainer import settings_from, write_config
+from tests.support.drainer import partition_worker, settings_from, write_config
 
 GROUP = "drainer"
 KEY = "mid_m1_pid_pay_1"
@@ -90,15 +88,7 @@ async def test_an_idle_partition_is_woken_by_its_next_entry(
             loop_interval_ms=100,
             idle_poll_max_ms=int(POLL_S * 1000),
         )
-        worker = PartitionWorker(
-            store.pipeline,
-            partition_of(KEY, layout.num_partitions),
-            store.redis,
-            options,
-            asyncio.Semaphore(1),
-            stop,
-            waker=waker,
-        )
+        worker = partition_worker(store, options, KEY, stop=stop, waker=waker)
         await worker.group.ensure_group()
         assert await worker.step() == pytest.approx(0.1)  # first empty read: no watch
         assert not waker.is_watching(worker.stream)

@@ -11,12 +11,18 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from drainer.consumers.streams import StreamLayout
+from drainer.consumers.streams import StreamLayout, partition_of
 from drainer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from drainer.consumers.options import ConsumerOptions
+    from drainer.consumers.partition import PartitionWorker
+    from drainer.consumers.waker import Waker
+    from drainer.store import Store
 
 REDIS_URL = os.environ.get("DRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAST_DRAINER = {
@@ -183,3 +189,27 @@ async def create_a_table(dsn: str, *schemas: str) -> None:
             await conn.execute(f'CREATE TABLE "{schema}".item (id text PRIMARY KEY, n int)')
     finally:
         await conn.close()
+
+
+def partition_worker(
+    store: Store,
+    options: ConsumerOptions,
+    partition_key: str,
+    *,
+    stop: asyncio.Event | None = None,
+    waker: Waker | None = None,
+) -> PartitionWorker:
+    """A worker of ``store``'s pipeline for the partition of ``partition_key``, alone."""
+    # imported here: subprocess tests use this module without the service's stack
+    from drainer.consumers.partition import PartitionWorker
+
+    layout = store.pipeline.layout
+    return PartitionWorker(
+        store.pipeline,
+        partition_of(partition_key, layout.num_partitions),
+        store.redis,
+        options,
+        asyncio.Semaphore(1),
+        stop or asyncio.Event(),
+        waker=waker,
+    )
