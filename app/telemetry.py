@@ -230,7 +230,7 @@ class TenantObserver(DrainObserver):
         if read.mode is ReadMode.CLAIMED:
             self.metrics.claims.add(count, self._labels)
         if self.hyperswitch is not None:
-            self.hyperswitch.jobs_picked_per_stream.add(count, {"stream": stream})
+            self.hyperswitch.jobs_picked_per_stream.add(count, self._hs_stream(stream))
 
     def batch_done(
         self,

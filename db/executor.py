@@ -260,8 +260,9 @@ class Executor:
         """Each entry resolved and coerced, or the permanent error it is dead-lettered with.
 
         Runs of inserts into one table with the same columns are coerced column by
-        column (:meth:`TableModel.coerce_rows`); a run with any bad value is coerced
-        row by row instead, so the error names its entry.
+        column (:meth:`TableModel.coerce_rows`); a short run, or one with any bad value,
+        is coerced row by row instead (once: the rest of a failed run is not retried
+        column-wise), so an error names its entry.
         """
         prepared: list[_Prepared | PermanentError] = []
         now = _utcnow()  # one apply time per batch: its stamped updates still group
@@ -269,17 +270,19 @@ class Executor:
         while i < n:
             entry = entries[i]
             op = entry.operation
-            if entry.error is None and op is not None and op.kind is OpKind.INSERT:
-                j = _insert_shape_end(entries, i)
-                if j - i >= COLUMNWISE_MIN_ROWS:
-                    rows = self._coerce_run(entries[i:j])
-                    if rows is not None:
-                        model, rows_coerced = rows
-                        prepared.extend(_Prepared(op.kind, model, r, {}) for r in rows_coerced)
-                        i = j
-                        continue
-            prepared.append(self._prepare_entry(entry, now))
-            i += 1
+            if entry.error is not None or op is None or op.kind is not OpKind.INSERT:
+                prepared.append(self._prepare_entry(entry, now))
+                i += 1
+                continue
+            j = _insert_shape_end(entries, i)
+            run = entries[i:j]
+            coerced = self._coerce_run(run) if j - i >= COLUMNWISE_MIN_ROWS else None
+            if coerced is None:
+                prepared.extend(self._prepare_entry(e, now) for e in run)
+            else:
+                model, rows = coerced
+                prepared.extend(_Prepared(OpKind.INSERT, model, row, {}) for row in rows)
+            i = j
         return prepared
 
     def _coerce_run(
