@@ -77,6 +77,20 @@ class DriverStatement:
             out[index] = process(out[index])
         return out
 
+    def column_records(
+        self, columns: Mapping[str, Sequence[Any]], start: int, end: int
+    ) -> list[tuple[Any, ...]]:
+        """The positional arguments of rows ``start`` to ``end`` of an insert whose values
+        come column by column (``columns``: column key -> value per row), bind-processed
+        as :meth:`args` does, one tuple per row."""
+        out = []
+        for (source, name), process in zip(self.sources, self.processors, strict=True):
+            if source != FROM_VALUES:
+                raise ValueError(f"{self.sql!r} takes a key: not an insert")
+            values = columns[name][start:end]
+            out.append(values if process is None else [process(v) for v in values])
+        return list(zip(*out, strict=True))
+
     def array_args(
         self, rows: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
     ) -> list[list[Any]]:

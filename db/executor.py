@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from drainer.db import parking
 from drainer.db.driver import (
+    DriverStatement,
     DriverStatements,
     begin_on_driver,
     copy_records,
@@ -52,7 +53,7 @@ from drainer.db.fence import (
     advance_watermark_on,
     lock_watermark_on,
 )
-from drainer.db.models import ModelRegistry, TableModel
+from drainer.db.models import CoercedColumns, ModelRegistry, TableModel
 from drainer.db.operations import Operation, OpKind
 
 log = logging.getLogger("drainer.db")
@@ -151,12 +152,40 @@ class BatchHooks(Protocol[SourceT]):
         ...
 
 
-@dataclass(slots=True)
 class _Prepared:
-    kind: OpKind
-    model: TableModel
-    values: dict[str, Any]
-    key: dict[str, Any]
+    """An entry resolved and coerced: its kind, table, values and key.
+
+    An insert coerced column by column (:meth:`TableModel.coerce_columns`) holds its
+    run and its row's index instead of a dict of its own: the run is written from
+    the columns, and ``values`` builds the dict only where one row goes alone.
+    """
+
+    __slots__ = ("_values", "index", "key", "kind", "model", "run")
+
+    def __init__(
+        self,
+        kind: OpKind,
+        model: TableModel,
+        values: dict[str, Any] | None,
+        key: dict[str, Any],
+        run: CoercedColumns | None = None,
+        index: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.model = model
+        self._values = values
+        self.key = key
+        self.run = run
+        self.index = index
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The coerced row (insert) or SET values (update), by column key."""
+        values = self._values
+        if values is None:
+            assert self.run is not None
+            values = self._values = self.run.row(self.index)
+        return values
 
 
 #: Told of every statement that ran: (kind, table, seconds, entries it wrote).
@@ -280,22 +309,24 @@ class Executor:
             if coerced is None:
                 prepared.extend(self._prepare_entry(e, now) for e in run)
             else:
-                model, rows = coerced
-                prepared.extend(_Prepared(OpKind.INSERT, model, row, {}) for row in rows)
+                model, columns = coerced
+                prepared.extend(
+                    _Prepared(OpKind.INSERT, model, None, {}, columns, k) for k in range(j - i)
+                )
             i = j
         return prepared
 
     def _coerce_run(
         self, run: Sequence[BatchEntry[SourceT]]
-    ) -> tuple[TableModel, list[dict[str, Any]]] | None:
+    ) -> tuple[TableModel, CoercedColumns] | None:
         first = run[0].operation
         assert first is not None
         try:
             model = self.registry.resolve(first.tag, OpKind.INSERT)
-            rows = model.coerce_rows([e.operation.values for e in run])  # type: ignore[union-attr]
+            columns = model.coerce_columns([e.operation.values for e in run])  # type: ignore[union-attr]
         except Exception:  # the row-by-row path meets it again and names the entry
             return None
-        return None if rows is None else (model, rows)
+        return None if columns is None else (model, columns)
 
     def _prepare_entry(
         self, entry: BatchEntry[SourceT], now: datetime
@@ -369,8 +400,8 @@ class Executor:
                     continue
                 if prep.kind is OpKind.INSERT and not careful:
                     j = _until_parked(entries, parks, i, self._insert_run_end(prepared, i))
-                    rows = [p.values for p in prepared[i:j]]  # type: ignore[union-attr]
-                    await self._insert_many(session, prep.model, rows, copy=copy)
+                    run_rows: Sequence[Any] = prepared[i:j]  # all _Prepared inserts
+                    await self._insert_many(session, prep.model, run_rows, copy=copy)
                     handled.extend(EntryResult(e, Outcome.APPLIED) for e in entries[i:j])
                     i = j
                     continue
@@ -448,13 +479,28 @@ class Executor:
     def _insert_run_end(prepared: Sequence[_Prepared | PermanentError], start: int) -> int:
         first = prepared[start]
         assert isinstance(first, _Prepared)
-        columns = first.values.keys()
         end = start + 1
+        run = first.run
+        if run is not None:
+            # rows of one column-wise run, consecutive (entries at or below the
+            # watermark, or parked, may have cut it)
+            index = first.index
+            while end < len(prepared):
+                nxt = prepared[end]
+                if not (isinstance(nxt, _Prepared) and nxt.run is run):
+                    break
+                index += 1
+                if nxt.index != index:
+                    break
+                end += 1
+            return end
+        columns = first.values.keys()
         while end < len(prepared):
             nxt = prepared[end]
             if not (
                 isinstance(nxt, _Prepared)
                 and nxt.kind is OpKind.INSERT
+                and nxt.run is None
                 and nxt.model is first.model
                 and nxt.values.keys() == columns
             ):
@@ -570,19 +616,25 @@ class Executor:
         self,
         session: AsyncSession,
         model: TableModel,
-        rows: list[dict[str, Any]],
+        rows: Sequence[_Prepared],
         *,
         copy: bool = False,
     ) -> None:
+        """Write a run of inserts of one shape: one ``COPY``, or pipelined inserts."""
         started = time.perf_counter()
-        copied = copy and len(rows) >= COPY_MIN_ROWS and await self._copy_many(session, model, rows)
+        columns = _run_columns(rows)
+        copied = (
+            copy
+            and len(rows) >= COPY_MIN_ROWS
+            and await self._copy_many(session, model, rows, columns)
+        )
         if not copied:
-            stmt = self._driver_statements.insert(model, tuple(rows[0]))
+            stmt = self._driver_statements.insert(model, columns)
             try:
                 if stmt is None:
-                    await session.execute(self._insert_statement(model), rows)
+                    await session.execute(self._insert_statement(model), [r.values for r in rows])
                 else:
-                    await execute_many(await _driver(session), stmt, [stmt.args(r) for r in rows])
+                    await execute_many(await _driver(session), stmt, _records(stmt, rows))
             except DBAPIError as exc:
                 if is_permanent(exc):
                     raise _Refused from exc
@@ -591,7 +643,11 @@ class Executor:
             self.on_statement(OpKind.INSERT, model.name, time.perf_counter() - started, len(rows))
 
     async def _copy_many(
-        self, session: AsyncSession, model: TableModel, rows: list[dict[str, Any]]
+        self,
+        session: AsyncSession,
+        model: TableModel,
+        rows: Sequence[_Prepared],
+        columns: tuple[str, ...],
     ) -> bool:
         """Write an insert run with one ``COPY``; False when this shape is not copied.
 
@@ -600,19 +656,17 @@ class Executor:
         batch with ``INSERT ... ON CONFLICT DO NOTHING`` statements, whose outcome
         is the same. A shape that met a conflict is not copied for ``COPY_PAUSE_S``.
         """
-        shape = (model.name, tuple(rows[0]))
+        shape = (model.name, columns)
         paused_until = self._copy_paused.get(shape)
         if paused_until is not None:
             if time.monotonic() < paused_until:
                 return False
             del self._copy_paused[shape]
-        stmt = self._driver_statements.copy(model, shape[1])
+        stmt = self._driver_statements.copy(model, columns)
         if stmt is None:
             return False
         try:
-            await copy_records(
-                await _driver(session), stmt, [stmt.insert.args(row) for row in rows]
-            )
+            await copy_records(await _driver(session), stmt, _records(stmt.insert, rows))
         except DBAPIError as exc:
             code = sqlstate_of(exc)
             if code is not None and not is_permanent(exc):
@@ -731,6 +785,21 @@ def _insert_shape_end(entries: Sequence[BatchEntry[SourceT]], start: int) -> int
             break
         end += 1
     return end
+
+
+def _run_columns(rows: Sequence[_Prepared]) -> tuple[str, ...]:
+    """The column keys of an insert run (every row has the same)."""
+    run = rows[0].run
+    return run.keys if run is not None else tuple(rows[0].values)
+
+
+def _records(stmt: DriverStatement, rows: Sequence[_Prepared]) -> Sequence[Sequence[Any]]:
+    """The positional arguments of each row of an insert run, from its columns when
+    the run was coerced column by column (its rows consecutive, see ``_insert_run_end``)."""
+    first = rows[0]
+    if first.run is not None:
+        return stmt.column_records(first.run.columns, first.index, first.index + len(rows))
+    return [stmt.args(r.values) for r in rows]
 
 
 def _until_parked(

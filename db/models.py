@@ -60,6 +60,23 @@ SHOWN_TABLE_NAMES = 12
 _COERCION_FAILURES = (ValueError, TypeError, ArithmeticError)
 
 
+@dataclass(frozen=True, slots=True)
+class CoercedColumns:
+    """Inserted rows of one shape, coerced: one list of values per column."""
+
+    #: the column keys, in the rows' order
+    keys: tuple[str, ...]
+    #: column key -> its value in each row
+    columns: Mapping[str, list[Any]]
+    #: how many rows
+    count: int
+
+    def row(self, index: int) -> dict[str, Any]:
+        """Row ``index`` as :meth:`TableModel.coerce_row` returns it."""
+        columns = self.columns
+        return {key: columns[key][index] for key in self.keys}
+
+
 @dataclass(slots=True)
 class TableModel:
     """One target table: its mapped class, key columns and value coercion."""
@@ -88,6 +105,8 @@ class TableModel:
     # (``insert_null_is_default``), or OMIT (left to the database)
     _insert_nulls: dict[str, Any] = field(init=False, repr=False, compare=False)
     _omits: bool = field(init=False, repr=False, compare=False)
+    # the keys of the columns whose insert null is OMIT
+    _omitted_keys: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name = {col.name: col for col in self.table.columns}
@@ -104,6 +123,9 @@ class TableModel:
             for name, col in by_name.items()
         }
         self._omits = any(null is OMIT for null in self._insert_nulls.values())
+        self._omitted_keys = frozenset(
+            by_name[name].key for name, null in self._insert_nulls.items() if null is OMIT
+        )
 
     def coerce_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Coerce an inserted row; every column must exist, nulls stay SQL NULL
@@ -146,11 +168,46 @@ class TableModel:
     def coerce_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
         """Coerce inserted rows column by column (rows with other columns than the first: None).
 
-        The same values as :meth:`coerce_row` per row, at about two thirds of the cost
-        (each column's coercer and null found once, not once per row). None when any
-        row would fail, or the table checks rows against a struct: then
-        :meth:`coerce_row`, row by row, names the row and column at fault.
+        The same values as :meth:`coerce_row` per row. None when any row would fail, or
+        the table checks rows against a struct: then :meth:`coerce_row`, row by row,
+        names the row and column at fault.
         """
+        by_key = self._columnwise(rows)
+        if by_key is None:
+            return None
+        keys = tuple(by_key)
+        # every list is one per column or one per row: strict would check that per row
+        rows_of = zip(*by_key.values(), strict=False)
+        out = [dict(zip(keys, values, strict=False)) for values in rows_of]
+        if self._omits:  # the database computes these
+            return [{k: v for k, v in row.items() if v is not OMIT} for row in out]
+        return out
+
+    def coerce_columns(self, rows: Sequence[Mapping[str, Any]]) -> CoercedColumns | None:
+        """Coerce inserted rows of one shape column by column, into one list per column.
+
+        Each column's coercer and null are found once, not once per row, and no dict
+        is built per row: an insert run goes from these lists straight into ``COPY``
+        records. None where :meth:`coerce_rows` is None, and when a column is left to
+        its DEFAULT in some rows but not in others (the rows differ in shape).
+        """
+        by_key = self._columnwise(rows)
+        if by_key is None:
+            return None
+        if self._omits:
+            for key in self._omitted_keys.intersection(by_key):
+                values = by_key[key]
+                omitted = values.count(OMIT)
+                if omitted == len(values):
+                    del by_key[key]  # null in every row: the database computes it
+                elif omitted:
+                    return None
+        if not by_key:  # every column left to the database: no record to write
+            return None
+        return CoercedColumns(tuple(by_key), by_key, len(rows))
+
+    def _columnwise(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]] | None:
+        """Column key -> its coerced value per row (OMIT where left to the database)."""
         if self.flat_insert is not None or not rows:
             return None
         width = len(rows[0])
@@ -158,21 +215,15 @@ class TableModel:
         if any(len(row) != width for row in rows):
             return None
         columns, nulls = self._columns, self._insert_nulls
-        keys: list[str] = []
-        coerced: list[list[Any]] = []
+        by_key: dict[str, list[Any]] = {}
         try:
             for name in rows[0]:
                 key, coerce = columns[name]
                 null = nulls[name]
-                keys.append(key)
-                coerced.append([null if (v := row[name]) is None else coerce(v) for row in rows])
+                by_key[key] = [null if (v := row[name]) is None else coerce(v) for row in rows]
         except (KeyError, *_COERCION_FAILURES):
             return None
-        # every list is one per column or one per row: strict would check that per row
-        out = [dict(zip(keys, values, strict=False)) for values in zip(*coerced, strict=False)]
-        if self._omits:  # the database computes these
-            return [{k: v for k, v in row.items() if v is not OMIT} for row in out]
-        return out
+        return by_key
 
     def coerce_changes(self, update_data: Mapping[str, Any]) -> dict[str, Any]:
         """Coerce an update's SET values; a null leaves its column unchanged unless

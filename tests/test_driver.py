@@ -378,3 +378,26 @@ async def test_a_bad_value_in_a_long_insert_run_dead_letters_only_its_entry(
     assert dead.entry.entry_id == "6-0"
     assert "plain.n" in str(dead.error)
     assert set(await _rows(engine, plain)) == {f"p{i}" for i in range(count)} - {"p5"}
+
+
+async def test_a_copied_run_cut_by_the_watermark_writes_each_later_entry_once(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    """A redelivered batch whose first entries were applied already: the rest of its run,
+    coerced column by column, is written from the columns at the right rows."""
+    await _record_statements(engine, "plain")
+    count = COPY_MIN_ROWS + 20
+    ops = [ins("plain", id=f"p{i}", n=1000 + i, at=NOW.isoformat()) for i in range(count)]
+    first = await executor.apply(STREAM, _batch(ops[:10]), Hooks())
+    assert first.watermark == (10, 0)
+    again = _batch(ops)
+    for entry in again:
+        entry.first_delivery = False
+    result = await executor.apply(STREAM, again, Hooks())
+    assert [r.outcome for r in result.handled] == [Outcome.SKIPPED] * 10 + [Outcome.APPLIED] * (
+        count - 10
+    )
+    assert (await _writers(engine)).count("COPY") == count - 10
+    rows = await _rows(engine, plain)
+    assert {k: r["n"] for k, r in rows.items()} == {f"p{i}": 1000 + i for i in range(count)}
+    assert result.watermark == (count, 0)

@@ -565,3 +565,41 @@ def test_rows_coerced_column_by_column_are_the_rows_coerced_one_by_one(
     assert model.coerce_rows([*rows, {**rows[0], "no_such_column": 1}]) is None
     # a table whose rows are checked against a struct is always coerced row by row
     assert hs.resolve("address", INSERT).coerce_rows([ADDRESS_ROW]) is None
+
+
+def test_a_column_left_to_its_default_in_every_row_is_left_out_of_the_columns(
+    hs: ModelRegistry,
+) -> None:
+    """Hyperswitch's payouts (``last_modified_at DEFAULT now()``, diesel's null-is-DEFAULT
+    rule): a run whose rows all leave ``last_modified_at`` null is written without that
+    column, each row as ``coerce_row`` gives it; null in some rows only, the rows differ
+    in shape and go row by row (None)."""
+    model = hs.resolve("payouts", INSERT)
+    rows = [
+        {
+            "payout_id": f"payout_{i}",
+            "merchant_id": "merchant_1",
+            "amount": 100 + i,
+            "destination_currency": "USD",
+            "source_currency": "EUR",
+            "recurring": False,
+            "auto_fulfill": True,
+            "entity_type": "Individual",
+            "created_at": "2026-01-01 10:00:00.000001",
+            "last_modified_at": None,
+            "attempt_count": None,
+            "profile_id": "pro_1",
+            "status": "initiated",
+        }
+        for i in range(9)
+    ]
+    columns = model.coerce_columns(rows)
+    assert columns is not None and columns.count == len(rows)
+    # computed by the database: left out; a constant DEFAULT (1) is written
+    assert "last_modified_at" not in columns.keys and columns.columns["attempt_count"][0] == 1
+    assert [columns.row(i) for i in range(len(rows))] == [model.coerce_row(r) for r in rows]
+    assert model.coerce_rows(rows) == [model.coerce_row(r) for r in rows]
+    mixed = [*rows, {**rows[0], "last_modified_at": "2026-01-01 10:00:01"}]
+    assert model.coerce_columns(mixed) is None
+    # coerce_rows still gives each row its own shape
+    assert model.coerce_rows(mixed) == [model.coerce_row(r) for r in mixed]
