@@ -20,6 +20,7 @@ DEFAULT_CONSUMER_SWEEP_IDLE_MS = 3_600_000
 DEFAULT_CONSUMER_SWEEP_INTERVAL_MS = 300_000
 DEFAULT_HONOUR_HYPERSWITCH_LOCK = True
 DEFAULT_WAKE_IDLE_PARTITIONS = True
+DEFAULT_ADAPTIVE_CONCURRENCY = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,5 @@ class ConsumerOptions:
     honour_hyperswitch_lock: bool = DEFAULT_HONOUR_HYPERSWITCH_LOCK
     #: Idle partitions woken by a blocking XREAD when an entry comes (consumers.waker).
     wake_idle_partitions: bool = DEFAULT_WAKE_IDLE_PARTITIONS
+    #: The limit of partitions worked at once follows the throughput (consumers.limiter).
+    adaptive_concurrency: bool = DEFAULT_ADAPTIVE_CONCURRENCY

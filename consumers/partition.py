@@ -33,6 +33,7 @@ from drainer.consumers.group import (
     parse_entry_id,
 )
 from drainer.consumers.health import TenantHealth
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.observe import DrainObserver, ErrorClass
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.streams import StreamLayout
@@ -101,7 +102,7 @@ class PartitionWorker:
         partition: int,
         redis: RedisClient,
         options: ConsumerOptions,
-        limiter: asyncio.Semaphore,
+        limiter: PartitionLimiter,
         stop: asyncio.Event,
         *,
         burst: bool = False,
@@ -211,6 +212,7 @@ class PartitionWorker:
             started = time.monotonic()
             try:
                 result = await self._process(read)
+                self.limiter.done(len(result.handled))
             except TransientError as exc:
                 self.read_count = max(1, self.read_count // 2)
                 await self._uncount([e.entry_id for e in read.entries])

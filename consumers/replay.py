@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from drainer.consumers.dead_letter import DeadLetter
 from drainer.consumers.entry import StreamSource
 from drainer.consumers.group import RawEntry, ReadMode, ReadResult, RedisClient, parse_entry_id
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.partition import PartitionWorker, Pipeline
 from drainer.db.errors import DrainerDbError
@@ -130,7 +131,7 @@ class Replayer:
             partition,
             self.redis,
             self.options,
-            asyncio.Semaphore(1),
+            PartitionLimiter(1, adaptive=False),
             asyncio.Event(),
         )
         claimed = await worker.group.claim(list(previous))

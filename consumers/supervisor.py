@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from drainer.consumers.aio import cancel_and_wait, wait_or_stop
 from drainer.consumers.group import RedisClient
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.partition import PartitionWorker, Pipeline
 from drainer.consumers.waker import Waker
@@ -51,7 +52,9 @@ class Supervisor:
         #: Set once every partition worker's task exists: start-up is over (the
         #: composition root builds the operator API only then, off the first read's path).
         self.started = asyncio.Event()
-        self.limiter = asyncio.Semaphore(options.max_concurrent_partitions)
+        self.limiter = PartitionLimiter(
+            options.max_concurrent_partitions, adaptive=options.adaptive_concurrency
+        )
         # one XREAD spans many hash slots: none on a cluster; none needed in burst mode
         # (a worker there ends at its first empty read)
         self.waker = (

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import insert_op
 from drainer.lifecycle import open_stores
@@ -40,7 +41,7 @@ async def _worker(
         0,
         store.redis,
         settings.drainer.consumer_options(),
-        asyncio.Semaphore(1),
+        PartitionLimiter(1, adaptive=False),
         asyncio.Event(),
     )
     try:

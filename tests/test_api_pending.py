@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from drainer.consumers.group import ReadMode, StreamGroup
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.partition import PartitionWorker
 from drainer.consumers.producer import Producer, insert_op, update_op
 from drainer.consumers.streams import StreamLayout
@@ -255,10 +256,6 @@ async def test_replaying_an_entry_its_own_worker_is_retrying_applies_it_once(
         # Every worker round runs under the partition limiter: holding all of it, no
         # round is in flight and none starts, so the replay takes the entry from a
         # worker between retries (left alone, that worker could apply it first).
-        limiter = drainer.supervisor.limiter
-        permits = drainer.supervisor.options.max_concurrent_partitions
-        for _ in range(permits):
-            await limiter.acquire()
         [worker] = [w for w in drainer.supervisor.workers if w.stream == stream]
         step = worker.step
         rounds_after = 0
@@ -270,13 +267,10 @@ async def test_replaying_an_entry_its_own_worker_is_retrying_applies_it_once(
             rounds_after += 1
             return delay
 
-        try:
+        async with drainer.supervisor.limiter.hold_all():
             await conn.execute("INSERT INTO item VALUES ('i1', 0)")
             result = (await client.post(f"/replay/{_url(stream)}/{sent.entry_id}")).json()
             worker.step = counted_step  # type: ignore[method-assign]
-        finally:
-            for _ in range(permits):
-                limiter.release()
         assert result["outcome"] == "applied", result
         [entry] = result["entries"]
         assert entry["previous_consumer"] == drainer.options.consumer
@@ -314,7 +308,12 @@ async def test_a_batch_finishes_when_a_redis_call_swallows_the_keepalive_cancel(
         # a keep-alive round every 50 ms
         options = dataclasses.replace(settings.drainer.consumer_options(), claim_min_idle_ms=150)
         worker = PartitionWorker(
-            store.pipeline, 0, store.redis, options, asyncio.Semaphore(1), asyncio.Event()
+            store.pipeline,
+            0,
+            store.redis,
+            options,
+            PartitionLimiter(1, adaptive=False),
+            asyncio.Event(),
         )
 
         in_refresh = asyncio.Event()

@@ -23,6 +23,7 @@ See ``docs/configuration.md`` for the reference of every key.
 from drainer.settings.connections import DatabaseSettings, RedisSettings
 from drainer.settings.context import default_consumer_name
 from drainer.settings.defaults import (
+    DEFAULT_ADAPTIVE_CONCURRENCY,
     DEFAULT_CLAIM_MIN_IDLE_MS,
     DEFAULT_CONSUMER_GROUP,
     DEFAULT_CONSUMER_SWEEP_IDLE_MS,
@@ -98,6 +99,7 @@ from drainer.settings.tenants import MultitenancySettings, Tenant, TenantSetting
 
 __all__ = [
     "CONFIG_DIR_VAR",
+    "DEFAULT_ADAPTIVE_CONCURRENCY",
     "DEFAULT_CLAIM_MIN_IDLE_MS",
     "DEFAULT_CONFIG_DIR",
     "DEFAULT_CONSUMER_GROUP",

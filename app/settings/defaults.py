@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from drainer.consumers.options import (
+    DEFAULT_ADAPTIVE_CONCURRENCY,
     DEFAULT_CLAIM_MIN_IDLE_MS,
     DEFAULT_CONSUMER_SWEEP_IDLE_MS,
     DEFAULT_CONSUMER_SWEEP_INTERVAL_MS,
@@ -27,6 +28,7 @@ from drainer.consumers.options import (
 from drainer.consumers.streams import DEFAULT_NUM_PARTITIONS, DEFAULT_STREAM_NAME
 
 __all__ = [
+    "DEFAULT_ADAPTIVE_CONCURRENCY",
     "DEFAULT_CLAIM_MIN_IDLE_MS",
     "DEFAULT_CONSUMER_GROUP",
     "DEFAULT_CONSUMER_SWEEP_IDLE_MS",

@@ -18,6 +18,7 @@ from drainer.consumers.options import ConsumerOptions
 from drainer.settings.connections import DatabaseSettings, RedisSettings
 from drainer.settings.context import _ConfigFileSource, _EnvironmentSource, default_consumer_name
 from drainer.settings.defaults import (
+    DEFAULT_ADAPTIVE_CONCURRENCY,
     DEFAULT_CLAIM_MIN_IDLE_MS,
     DEFAULT_CONSUMER_GROUP,
     DEFAULT_CONSUMER_SWEEP_IDLE_MS,
@@ -175,6 +176,11 @@ class DrainerSettings(_Section):
         description="Partitions empty twice running are woken by a blocking XREAD when an "
         "entry comes, instead of waiting out their poll (not on Redis Cluster).",
     )
+    adaptive_concurrency: bool = Field(
+        DEFAULT_ADAPTIVE_CONCURRENCY,
+        description="The number of partitions worked at once climbs the measured "
+        "throughput between 2 and max_concurrent_partitions; false: always the maximum.",
+    )
     workers: int = Field(
         DEFAULT_WORKERS,
         ge=1,
@@ -240,6 +246,7 @@ class DrainerSettings(_Section):
             consumer_sweep_interval_ms=self.consumer_sweep_interval_ms,
             honour_hyperswitch_lock=self.honour_hyperswitch_lock,
             wake_idle_partitions=self.wake_idle_partitions,
+            adaptive_concurrency=self.adaptive_concurrency,
         )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.streams import StreamLayout, partition_of
 from drainer.settings import Settings, load_settings
 
@@ -209,7 +210,7 @@ def partition_worker(
         partition_of(partition_key, layout.num_partitions),
         store.redis,
         options,
-        asyncio.Semaphore(1),
+        PartitionLimiter(1, adaptive=False),
         stop or asyncio.Event(),
         waker=waker,
     )
