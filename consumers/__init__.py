@@ -4,6 +4,7 @@ from drainer.consumers.dead_letter import DeadLetter, DeadLetterStream, NewDeadL
 from drainer.consumers.entry import Envelope, decode_entry
 from drainer.consumers.group import ReadMode, ReadResult, RedisClient, StreamGroup, parse_entry_id
 from drainer.consumers.health import TenantHealth
+from drainer.consumers.limiter import PartitionLimiter
 from drainer.consumers.options import ConsumerOptions
 from drainer.consumers.partition import PartitionWorker, Pipeline
 from drainer.consumers.producer import Appended, Producer, delete_op, insert_op, update_op
@@ -17,6 +18,7 @@ __all__ = [
     "DeadLetterStream",
     "Envelope",
     "NewDeadLetter",
+    "PartitionLimiter",
     "PartitionWorker",
     "Pipeline",
     "Producer",
