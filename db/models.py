@@ -197,7 +197,7 @@ class TableModel:
         if self._omits:
             for key in self._omitted_keys.intersection(by_key):
                 values = by_key[key]
-                omitted = values.count(OMIT)
+                omitted = sum(1 for value in values if value is OMIT)
                 if omitted == len(values):
                     del by_key[key]  # null in every row: the database computes it
                 elif omitted:
