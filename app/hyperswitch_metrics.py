@@ -130,8 +130,9 @@ class HyperswitchMetrics:
             explicit_bucket_boundaries_advisory=HYPERSWITCH_BUCKETS,
         )
 
-    def shutdown(self) -> None:
-        """Flush the exporters and release the readers (idempotent)."""
+    def shutdown(self, timeout_ms: float) -> None:
+        """Flush the exporters and release the readers, waiting at most ``timeout_ms``
+        (idempotent)."""
         if self.provider is not None:
             provider, self.provider = self.provider, None
-            provider.shutdown()
+            provider.shutdown(timeout_millis=timeout_ms)

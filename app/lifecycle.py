@@ -242,7 +242,8 @@ class Drainer:
 
     async def close(self) -> None:
         """Flush telemetry, close every store's pool and the shared Redis client."""
-        self.telemetry.shutdown()
+        # off the event loop, and bounded: an unreachable collector must not hold the exit
+        await asyncio.to_thread(self.telemetry.shutdown_within)
         for store in self.stores.values():
             await store.close()
         await self.redis.aclose()

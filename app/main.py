@@ -76,7 +76,7 @@ async def open_drainer(
     try:
         stores = await open_stores(settings, stop=stop, status=status, observe=observe)
     except BaseException:
-        telemetry.shutdown()
+        telemetry.shutdown_within()
         raise
     return Drainer(settings, stores, telemetry=telemetry, burst=burst)
 

@@ -33,6 +33,9 @@ METER_NAME = "drainer"
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 OTLP_METRICS_PATH = "/v1/metrics"
 OTLP_EXPORT_INTERVAL_MS = 15_000
+#: Longest one OTLP export may take, retries included (the exporter's default is 10 s;
+#: the SDK's last export at shutdown otherwise waits out the export interval).
+OTLP_EXPORT_TIMEOUT_S = 5.0
 #: How often the backlog gauges are refreshed from Redis between scrapes.
 PENDING_REFRESH_S = 5.0
 #: A scrape re-reads the backlog unless it was read this recently (coalesces scrapers).
@@ -319,11 +322,11 @@ class DrainerMetrics:
             await self.pending.refresh_if_older()
         return generate_latest(self.registry)
 
-    def shutdown(self) -> None:
-        """Flush OTLP and release the readers (idempotent)."""
+    def shutdown(self, timeout_ms: float) -> None:
+        """Flush OTLP and release the readers, waiting at most ``timeout_ms`` (idempotent)."""
         if self.provider is not None:
             provider, self.provider = self.provider, None
-            provider.shutdown()
+            provider.shutdown(timeout_millis=timeout_ms)
 
 
 def otlp_readers(endpoint: str | None) -> list[MetricReader]:
@@ -339,5 +342,13 @@ def otlp_readers(endpoint: str | None) -> list[MetricReader]:
             "(pip install 'drainer[otlp]'): metrics are served on /metrics only"
         )
         return []
-    exporter = OTLPMetricExporter(endpoint=endpoint.rstrip("/") + OTLP_METRICS_PATH)
-    return [PeriodicExportingMetricReader(exporter, export_interval_millis=OTLP_EXPORT_INTERVAL_MS)]
+    exporter = OTLPMetricExporter(
+        endpoint=endpoint.rstrip("/") + OTLP_METRICS_PATH, timeout=OTLP_EXPORT_TIMEOUT_S
+    )
+    return [
+        PeriodicExportingMetricReader(
+            exporter,
+            export_interval_millis=OTLP_EXPORT_INTERVAL_MS,
+            export_timeout_millis=OTLP_EXPORT_TIMEOUT_S * 1000,
+        )
+    ]

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 #: Attributes every LogRecord has; anything else was passed in ``extra=``.
 #: ``color_message`` is uvicorn's duplicate of the message, with terminal colours.
+log = logging.getLogger("drainer.telemetry")
+
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {
     "message",
     "asctime",
@@ -54,6 +57,8 @@ NS_PER_S = 1_000_000_000
 #: hashes its attributes each time): sampling keeps the quantiles over many batches
 #: and makes the cost per batch instead of per entry.
 DELAY_SAMPLES_PER_BATCH = 4
+#: Longest the exporters may take to flush when the drainer stops (collector unreachable).
+FLUSH_TIMEOUT_S = 3.0
 
 
 def _extras(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
@@ -424,11 +429,39 @@ class Telemetry:
                 self.hyperswitch.successful_shutdown.add(1)
             self.hyperswitch.cleanup_time.record(elapsed_s * MS_PER_S)
 
-    def shutdown(self) -> None:
-        """Flush and stop the exporters (idempotent)."""
-        self.metrics.shutdown()
+    def shutdown_within(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+        """:meth:`shutdown` in a thread of its own, waited for at most ``timeout_s``;
+        False (and a warning) when it did not finish.
+
+        The SDK does not keep to its own timeouts: a span flush waits for the export in
+        flight, each export retries until its timeout, and the last metrics export waits
+        out the export interval. With the collector unreachable a stopping drainer took
+        35 s to exit. The thread is a daemon: what it has not sent by then is lost with
+        the process, which has finished its batches already.
+        """
+        thread = threading.Thread(target=self.shutdown, name="telemetry-flush", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.warning(
+                "telemetry did not flush within %.0fs (is the OTLP collector reachable?); "
+                "exiting without it",
+                timeout_s,
+            )
+            return False
+        return True
+
+    def shutdown(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+        """Flush and stop the exporters, asking each to take at most what is left of
+        ``timeout_s`` (idempotent; :meth:`shutdown_within` bounds it for sure)."""
+        deadline = time.monotonic() + timeout_s
+
+        def left_ms() -> float:
+            return max(0.0, deadline - time.monotonic()) * 1000
+
+        self.metrics.shutdown(left_ms())
         if self.hyperswitch is not None:
-            self.hyperswitch.shutdown()
+            self.hyperswitch.shutdown(left_ms())
         if self.spans is not None:
             spans, self.spans = self.spans, None
-            spans.shutdown()
+            spans.shutdown(left_ms())

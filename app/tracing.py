@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from drainer.consumers.entry import StreamSource
 from drainer.db.executor import BatchEntry, BatchResult, Outcome
+from drainer.metrics import OTLP_EXPORT_TIMEOUT_S
 
 log = logging.getLogger("drainer.tracing")
 
@@ -140,7 +142,8 @@ def make_span_recorder(
             )
         else:
             endpoint = otlp_endpoint.rstrip("/") + OTLP_TRACES_PATH
-            all_processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+            exporter = OTLPSpanExporter(endpoint=endpoint, timeout=OTLP_EXPORT_TIMEOUT_S)
+            all_processors.append(BatchSpanProcessor(exporter))
     if not all_processors:
         return None
     return SpanRecorder(all_processors, resource or Resource.create({"service.name": service_name}))
@@ -192,10 +195,12 @@ class SpanRecorder:
             processor.on_end(span)
         return context
 
-    def shutdown(self) -> None:
-        """Flush and stop every processor (exports what is queued)."""
+    def shutdown(self, timeout_ms: float = SHUTDOWN_TIMEOUT_MS) -> None:
+        """Flush and stop every processor (exports what is queued, for at most
+        ``timeout_ms`` in all)."""
+        deadline = time.monotonic() + timeout_ms / 1000
         for processor in self.processors:
-            processor.force_flush(SHUTDOWN_TIMEOUT_MS)
+            processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
             processor.shutdown()
 
 
