@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from drainer.settings import Settings
     from drainer.store import Store
 
-#: Attributes every LogRecord has; anything else was passed in ``extra=``.
-#: ``color_message`` is uvicorn's duplicate of the message, with terminal colours.
 log = logging.getLogger("drainer.telemetry")
 
+#: Attributes every LogRecord has; anything else was passed in ``extra=``.
+#: ``color_message`` is uvicorn's duplicate of the message, with terminal colours.
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {
     "message",
     "asctime",

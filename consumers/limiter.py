@@ -149,11 +149,9 @@ class PartitionLimiter:
         self._held = True
         taken = 0
         try:
-            for _ in range(self.max_limit):
+            while taken < self.limit:  # the limit stays put while held
                 await self.acquire()
                 taken += 1
-                if taken >= self.limit:
-                    break
             yield
         finally:
             for _ in range(taken):

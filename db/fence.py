@@ -21,19 +21,19 @@ _CREATE = text(
     )
     """
 )
-ENSURE_ROW_SQL = (
+_ENSURE_ROW_SQL = (
     f"INSERT INTO {WATERMARK_TABLE} (stream) VALUES ($1) ON CONFLICT (stream) DO NOTHING"
 )
 # NOWAIT: a row held by another transaction fails at once (LOCK_NOT_AVAILABLE) instead
 # of holding a worker slot while a frozen replica keeps its transaction (docs/design.md).
-LOCK_SQL = f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = $1 FOR UPDATE NOWAIT"
+_LOCK_SQL = f"SELECT last_ms, last_seq FROM {WATERMARK_TABLE} WHERE stream = $1 FOR UPDATE NOWAIT"
 #: SQLSTATE of a NOWAIT lock refused, or of a wait longer than ``lock_timeout``.
 LOCK_NOT_AVAILABLE = "55P03"
 # A partition's first row, inserted by another transaction not yet committed, makes the
 # INSERT wait for that transaction (NOWAIT does not exist for it): 1 ms of lock_timeout
 # (0 would mean no limit) for that statement only, then the session's own value again.
-NO_WAIT_SQL = "SET LOCAL lock_timeout = 1"
-SESSION_WAIT_SQL = "SET LOCAL lock_timeout TO DEFAULT"
+_NO_WAIT_SQL = "SET LOCAL lock_timeout = 1"
+_SESSION_WAIT_SQL = "SET LOCAL lock_timeout TO DEFAULT"
 _READ_ALL = text(f"SELECT stream, last_ms, last_seq FROM {WATERMARK_TABLE}")
 #: Moves a partition's watermark; run on the asyncpg connection itself (positional parameters).
 ADVANCE_SQL = (
@@ -62,13 +62,13 @@ async def lock_watermark_on(driver: Any, stream: str) -> Position:
     or is creating: the statement fails with SQLSTATE :data:`LOCK_NOT_AVAILABLE`
     (the caller backs off the partition). Raises asyncpg's errors.
     """
-    row = await driver.fetchrow(LOCK_SQL, stream)
+    row = await driver.fetchrow(_LOCK_SQL, stream)
     if row is None:
         # once per partition, ever: the extra round trips do not matter
-        await driver.execute(NO_WAIT_SQL)
-        await driver.execute(ENSURE_ROW_SQL, stream)
-        await driver.execute(SESSION_WAIT_SQL)
-        row = await driver.fetchrow(LOCK_SQL, stream)
+        await driver.execute(_NO_WAIT_SQL)
+        await driver.execute(_ENSURE_ROW_SQL, stream)
+        await driver.execute(_SESSION_WAIT_SQL)
+        row = await driver.fetchrow(_LOCK_SQL, stream)
     assert row is not None  # the row was just ensured inside this transaction
     return int(row[0]), int(row[1])
 
